@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from timbrelab import pretrained
+from timbrelab.models import build_model
+from timbrelab.pretrained import WeightsError, available, load, load_weights, register
+from timbrelab.train import save_weights, write_model_card
+
+TINY = dict(early_channels=2, neck_channels=2, onset_channels=1)
+
+
+@pytest.fixture
+def shipped(tmp_path):
+    """A registry with one tiny, randomly initialised model: (registry path, model)."""
+    torch.manual_seed(0)
+    model = build_model("amt", **TINY)
+    with torch.no_grad():
+        model.frontend.norm.bias.add_(0.5)  # differs from a fresh model's init
+    sha = save_weights(model, tmp_path / "tiny.pt")
+    entry = register("tiny", tmp_path / "tiny.pt", registry=tmp_path / "registry.json")
+    assert entry["sha256"] == sha and entry["model"] == "amt"
+    return tmp_path / "registry.json", model
+
+
+def outputs(model):
+    audio = torch.linspace(-0.5, 0.5, 4000)[None]
+    with torch.no_grad():
+        return model.eval()(audio)
+
+
+def test_load_by_name_gives_the_saved_model(shipped):
+    registry, model = shipped
+    assert available(registry) == ["tiny"]
+    loaded = load("tiny", registry=registry)
+    assert not loaded.training
+    assert loaded.config == model.config
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, loaded.state_dict()[key])
+    torch.testing.assert_close(outputs(loaded)["frame"], outputs(model)["frame"])
+    # the registry is plain JSON with the config overrides
+    entry = json.loads(registry.read_text())["tiny"]
+    assert entry["config"]["neck_channels"] == 2
+
+
+def test_load_weights_file_directly(shipped):
+    registry, model = shipped
+    loaded = load_weights(registry.parent / "tiny.pt")
+    assert loaded.name == "amt" and loaded.config == model.config
+
+
+def test_unknown_name_lists_what_exists(shipped, tmp_path):
+    registry, _ = shipped
+    with pytest.raises(WeightsError, match=r"'nope' \(available: tiny\)"):
+        load("nope", registry=registry)
+    with pytest.raises(WeightsError, match="none are shipped yet"):
+        load("amt", registry=tmp_path / "no-registry.json")
+    assert available(tmp_path / "no-registry.json") == []
+
+
+def test_missing_and_tampered_files_are_refused(shipped):
+    registry, _ = shipped
+    weights = registry.parent / "tiny.pt"
+    data = bytearray(weights.read_bytes())
+    data[-10] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load("tiny", registry=registry)
+    weights.unlink()
+    with pytest.raises(WeightsError, match="tiny.pt: weights file for 'tiny' is missing"):
+        load("tiny", registry=registry)
+
+
+def test_bad_weights_files(tmp_path):
+    with pytest.raises(WeightsError, match="not found"):
+        load_weights(tmp_path / "none.pt")
+    (tmp_path / "text.pt").write_text("hello")
+    with pytest.raises(WeightsError, match="text.pt: not a readable weights file"):
+        load_weights(tmp_path / "text.pt")
+    torch.save({"weight": torch.zeros(1)}, tmp_path / "bare.pt")
+    with pytest.raises(WeightsError, match="bare.pt: not a timbrelab weights file"):
+        load_weights(tmp_path / "bare.pt")
+    save_weights(build_model("amt", **TINY), tmp_path / "w.pt")
+    payload = torch.load(tmp_path / "w.pt", weights_only=True)
+    payload["config"]["neck_channels"] = 3
+    torch.save(payload, tmp_path / "mismatch.pt")
+    with pytest.raises(WeightsError, match="do not fit model 'amt'"):
+        load_weights(tmp_path / "mismatch.pt")
+
+
+def test_registry_default_location_is_the_package():
+    assert pretrained.REGISTRY.parent.name == "pretrained"
+    assert isinstance(available(), list)
+
+
+def test_model_card(shipped):
+    registry, _ = shipped
+    card = registry.parent / "tiny.md"
+    write_model_card(
+        card,
+        registry.parent / "tiny.pt",
+        title="tiny",
+        data="nothing",
+        training={"tier": "quick", "steps": 0},
+        scores={"note F1": 0.0},
+    )
+    text = card.read_text()
+    sha = json.loads(registry.read_text())["tiny"]["sha256"]
+    assert sha in text and "- tier: quick" in text and "`amt`" in text and "note F1" in text

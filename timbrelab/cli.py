@@ -1,0 +1,396 @@
+"""The ``timbrelab`` command: ``synth``, ``transcribe``, ``train``, ``evaluate``.
+
+Each subcommand is a small function here that calls the package; errors a user can cause
+(bad files, bad arguments, unwritable output) become one line on stderr and exit code 2.
+
+Chapter: book/02_focal_loss_amt.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class CLIError(Exception):
+    """A problem the user can fix; printed as one line, never as a traceback."""
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="timbrelab", description="Multi-instrument music transcription, taught."
+    )
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    # Each subcommand registers its parser here; see the _add_* functions below.
+    for add in (_add_synth, _add_transcribe, _add_train, _add_evaluate):
+        add(subparsers)
+    return parser
+
+
+# --- synth --------------------------------------------------------------------------------
+
+
+_SYNTH_MAX_INSTRUMENTS = 8
+_SYNTH_MAX_SECONDS = 600.0
+
+
+def _add_synth(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "synth",
+        help="render a random K-instrument mixture with labels",
+        description="Render a random mixture of K instruments from K different timbre classes "
+        "into DIR: mix.wav, stem_<k>_<class>.wav per instrument, score.mid (one track per "
+        "stem) and labels.npz (frame/onset/offset rolls, stem_frame, dominant_source, "
+        "programs, sample_rate, hop_length). The same seed gives byte-identical files.",
+    )
+    p.add_argument("--instruments", "-k", type=int, default=3, metavar="K",
+                   help=f"number of instruments, 1..{_SYNTH_MAX_INSTRUMENTS} (default 3)")
+    p.add_argument("--seconds", "-s", type=float, default=4.0, metavar="S",
+                   help="length in seconds (default 4)")
+    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
+    p.add_argument("--sample-rate", type=int, default=None, metavar="SR",
+                   help="sample rate in Hz (default 22050)")
+    p.add_argument("--hop-length", type=int, default=None, metavar="H",
+                   help="label hop in samples (default 256)")
+    p.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.set_defaults(run=_run_synth)
+
+
+def _run_synth(args: argparse.Namespace) -> None:
+    import os
+    import shutil
+    import tempfile
+
+    from timbrelab.constants import HOP_LENGTH, SAMPLE_RATE
+
+    k, seconds, seed = args.instruments, args.seconds, args.seed
+    sample_rate = SAMPLE_RATE if args.sample_rate is None else args.sample_rate
+    hop_length = HOP_LENGTH if args.hop_length is None else args.hop_length
+    if not 1 <= k <= _SYNTH_MAX_INSTRUMENTS:
+        raise CLIError(f"--instruments must be 1..{_SYNTH_MAX_INSTRUMENTS}, got {k}")
+    if not 0 < seconds <= _SYNTH_MAX_SECONDS:
+        raise CLIError(f"--seconds must be > 0 and <= {_SYNTH_MAX_SECONDS:g}, got {seconds:g}")
+    if seed < 0:
+        raise CLIError(f"--seed must be >= 0, got {seed}")
+    if not 16000 <= sample_rate <= 96000:
+        raise CLIError(f"--sample-rate must be 16000..96000 Hz, got {sample_rate}")
+    if not 1 <= hop_length <= sample_rate:
+        raise CLIError(f"--hop-length must be 1..{sample_rate} samples, got {hop_length}")
+    out = Path(args.output)
+    if out.is_dir() and any(out.iterdir()) and not args.force:
+        raise CLIError(f"{out}: folder exists and is not empty (use --force to replace it)")
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out}: exists and is not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as err:
+        raise CLIError(f"{out}: cannot write there ({err.strerror or err})") from None
+
+    from timbrelab.data.gm import class_name
+    from timbrelab.data.mixtures import make_mixture, save_mixture
+
+    try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
+        mix = make_mixture(k, seconds, seed=seed, sample_rate=sample_rate)
+        save_mixture(mix, tmp, hop_length)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except OSError as err:
+        raise CLIError(f"{out}: cannot write ({err.strerror or err})") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    names = ", ".join(class_name(p) for p in mix.programs)
+    print(f"{out}: {seconds:g} s, {len(mix.notes)} notes, instruments: {names}")
+
+
+# --- shared by transcribe / evaluate ------------------------------------------------------
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        default=None,
+        help="shipped weights to use, by name (default: amt); see timbrelab.pretrained",
+    )
+    p.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="a weights file from `timbrelab train` (OUT/weights.pt) instead of shipped weights",
+    )
+    p.add_argument("--onset-threshold", type=_probability, default=None, metavar="X")
+    p.add_argument("--frame-threshold", type=_probability, default=None, metavar="Y")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps, ...")
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def _decode_options(args: argparse.Namespace) -> dict[str, float]:
+    names = {"onset_threshold": args.onset_threshold, "frame_threshold": args.frame_threshold}
+    return {name: value for name, value in names.items() if value is not None}
+
+
+def _device(name: str):
+    """--device as a torch.device that exists here ("auto" picks CUDA, MPS or CPU)."""
+    import torch
+
+    from timbrelab.train import resolve_device
+
+    try:
+        device = resolve_device(name)
+    except RuntimeError as err:
+        raise CLIError(f"--device {name}: not a device ({err})") from err
+    available = {"cuda": torch.cuda.is_available, "mps": torch.backends.mps.is_available}
+    if device.type in available and not available[device.type]():
+        raise CLIError(f"--device {name}: not available on this machine")
+    return device
+
+
+def _load_model(args: argparse.Namespace):
+    """The model named by --weights or --model, on --device; errors become CLIError."""
+    from timbrelab import pretrained
+
+    device = _device(args.device)
+    try:
+        if args.weights is None:
+            return pretrained.load(args.model or "amt", device)
+        model = pretrained.load_weights(args.weights, device)
+    except pretrained.WeightsError as err:
+        raise CLIError(str(err)) from err
+    if args.model is not None and args.model != model.name:
+        raise CLIError(f"{args.weights}: holds a {model.name!r} model, not {args.model!r}")
+    return model
+
+
+def _os_message(err: OSError) -> str:
+    """One line for an OSError: ``<file>: <problem>``."""
+    if err.filename:
+        return f"{err.filename}: {err.strerror}"
+    return err.strerror or str(err)
+
+
+# --- transcribe ---------------------------------------------------------------------------
+
+
+def _add_transcribe(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "transcribe",
+        help="transcribe audio files to MIDI, CSV or JSON notes",
+        description="Transcribe audio files (any format, rate or channels) into notes. With one "
+        "input, OUT is the output file; with several, OUT is a folder and each input a.wav "
+        "gives OUT/a.mid (or .csv/.json).",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="audio file(s)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT")
+    p.add_argument(
+        "--format", choices=("mid", "csv", "json"), default=None, help="default: OUT's suffix"
+    )
+    _add_model_options(p)
+    p.set_defaults(run=_run_transcribe)
+
+
+def _transcribe_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """(input, output file) pairs; the output folder is created for several inputs."""
+    from timbrelab.notes import NOTE_FORMATS
+
+    out: Path = args.output
+    if len(args.inputs) == 1 and not out.is_dir():
+        if args.format is None and out.suffix.lower() not in NOTE_FORMATS:
+            raise CLIError(
+                f"{out}: cannot tell the output format from the suffix {out.suffix!r}; "
+                "use .mid, .csv or .json, or --format"
+            )
+        return [(args.inputs[0], out)]
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out}: exists and is not a folder (several inputs need a folder)")
+    suffix = f".{args.format or 'mid'}"
+    targets = [(path, out / f"{path.stem}{suffix}") for path in args.inputs]
+    seen: dict[Path, Path] = {}
+    for path, target in targets:
+        if target in seen:
+            raise CLIError(f"{path}: would overwrite {target}, also written for {seen[target]}")
+        seen[target] = path
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise CLIError(_os_message(err)) from err
+    return targets
+
+
+def _run_transcribe(args: argparse.Namespace) -> None:
+    from timbrelab.audio import AudioError, audio_info, load_audio
+    from timbrelab.inference import transcribe
+    from timbrelab.notes import write_notes
+
+    targets = _transcribe_targets(args)
+    if len(targets) == 1 and not targets[0][1].parent.is_dir():
+        target = targets[0][1]
+        raise CLIError(f"{target}: cannot write, folder {target.parent} does not exist")
+    failures = []
+
+    def fail(message: str) -> None:
+        if len(targets) == 1:
+            raise CLIError(message)
+        print(f"timbrelab transcribe: error: {message}", file=sys.stderr)
+        failures.append(message)
+
+    # check every input's header before the (slow) model load, so mistakes show at once
+    good = []
+    for path, target in targets:
+        try:
+            audio_info(path)
+            good.append((path, target))
+        except AudioError as err:
+            fail(str(err))
+    model = _load_model(args) if good else None
+    for path, target in good:
+        try:
+            notes = transcribe(model, load_audio(path), **_decode_options(args))
+            write_notes(notes, target, format=args.format)
+        except AudioError as err:
+            fail(str(err))
+        except OSError as err:
+            fail(_os_message(err))
+        else:
+            print(f"{path} -> {target}: {len(notes)} notes")
+    if failures:
+        raise CLIError(f"{len(failures)} of {len(targets)} inputs failed")
+
+
+# --- train --------------------------------------------------------------------------------
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a transcription model on synthetic mixtures",
+        description="Train MODEL (amt, amt_bn, amt_conv39, amt_nolog, basic_pitch, "
+        "onsets_frames) at a tier; writes checkpoint.pt, metrics.csv/json, loss.png and, at "
+        "the end, weights.pt (for `timbrelab transcribe --weights`) to OUT.",
+    )
+    p.add_argument("model", metavar="MODEL")
+    p.add_argument("--tier", choices=("quick", "full"), default="quick")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument("--steps", type=int, default=None, help="override the tier's step count")
+    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps, ...")
+    p.set_defaults(run=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from timbrelab.train import ResumeError, recipe, save_weights
+
+    overrides = {"device": str(_device(args.device))}
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    try:
+        r = recipe(args.model, args.tier, seed=args.seed, **overrides)
+    except ValueError as err:
+        raise CLIError(str(err)) from err
+    try:
+        history = r.trainer(args.out).fit(resume=args.resume)
+    except ResumeError as err:
+        raise CLIError(str(err)) from err
+    except OSError as err:
+        raise CLIError(_os_message(err)) from err
+    weights = args.out / "weights.pt"
+    save_weights(r.model, weights)
+    last = history[-1] if history else {}
+    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("train_loss", "val_loss") if k in last)
+    print(f"trained {args.model} to step {last.get('step', 0)} ({summary}); weights: {weights}")
+
+
+# --- evaluate -----------------------------------------------------------------------------
+
+
+def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="score a model: frame F1 (FF), note F1 (FN), note-with-offset F1 (FNO)",
+        description="Transcribe fresh synthetic mixtures (--synthetic N) and/or the Bach10 "
+        "pieces (--bach10, found via $TIMBRELAB_BACH10) and print FF/FN/FNO per piece.",
+    )
+    p.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic pieces")
+    p.add_argument("--seconds", type=float, default=10.0, help="length of synthetic pieces")
+    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic pieces")
+    p.add_argument("--bach10", action="store_true", help="score the Bach10 pieces")
+    p.add_argument("-o", "--output", type=Path, default=None, help="also write JSON here")
+    _add_model_options(p)
+    p.set_defaults(run=_run_evaluate)
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    from timbrelab.inference import evaluate_bach10, evaluate_synthetic
+    from timbrelab.notes import atomic_output
+
+    if args.synthetic < 0 or args.seconds <= 0:
+        raise CLIError("--synthetic must be >= 0 and --seconds > 0")
+    if not args.synthetic and not args.bach10:
+        raise CLIError("nothing to evaluate: give --synthetic N and/or --bach10")
+    model = _load_model(args)
+    decode = _decode_options(args)
+    rows = []
+    if args.synthetic:
+        rows += evaluate_synthetic(model, args.synthetic, args.seconds, args.seed, **decode)
+    if args.bach10:
+        try:
+            pieces = evaluate_bach10(model, **decode)
+        except FileNotFoundError as err:
+            raise CLIError(str(err)) from err
+        if not pieces:
+            raise CLIError("no Bach10 pieces found (set $TIMBRELAB_BACH10 to their folder)")
+        rows += pieces
+    mean = {key: sum(row[key] for row in rows) / len(rows) for key in ("FF", "FN", "FNO")}
+    width = max(len("piece"), *(len(row["piece"]) for row in rows))
+    print(f"{'piece':<{width}}  K     FF     FN    FNO  (%)")
+    for row in [*rows, {"piece": "mean", "instruments": "", **mean}]:
+        scores = "".join(f"{100 * row[key]:7.1f}" for key in ("FF", "FN", "FNO"))
+        print(f"{row['piece']:<{width}} {row['instruments']!s:>2}{scores}")
+    if args.output is not None:
+        report = {
+            "model": model.name,
+            "weights": None if args.weights is None else str(args.weights),
+            "decode": decode,
+            "pieces": rows,
+            "mean": mean,
+        }
+        try:
+            with atomic_output(args.output) as tmp:
+                tmp.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        except OSError as err:
+            raise CLIError(_os_message(err)) from err
+
+
+# --- entry point --------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except CLIError as error:
+        print(f"timbrelab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("timbrelab: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""torch Datasets of synthetic mixtures, generated on the fly or cached on disk.
+
+Item ``i`` is a pure function of ``(seed, i)`` and the dataset's settings: no global random
+state, so it is byte-identical across runs, dataset instances and DataLoader workers.
+
+Chapter: book/01_cqt_features.md
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from timbrelab.constants import HOP_LENGTH, N_PITCHES, SAMPLE_RATE
+from timbrelab.data.gm import MELODIC_PROGRAMS, draw_programs
+from timbrelab.data.mixtures import MAX_INSTRUMENTS, Mixture, make_mixture, mixture_labels
+from timbrelab.data.render import fluidsynth_available
+
+# Bump when the generator changes what an item holds, so stale caches are not reused.
+_CACHE_VERSION = 1
+
+
+def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
+    """Write arrays to an uncompressed ``.npz`` atomically and reproducibly.
+
+    ``numpy.savez`` stamps the current time into the zip entries; here every entry gets a fixed
+    date, so the same arrays always give the same bytes. The file appears under its name only
+    once complete (temporary file in the same folder, then :func:`os.replace`), so concurrent
+    readers (DataLoader workers) never see half an item.
+
+    Chapter: book/01_cqt_features.md
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
+            for name, array in arrays.items():
+                buffer = io.BytesIO()
+                np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                info.external_attr = 0o644 << 16
+                archive.writestr(info, buffer.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class SyntheticMixtures(torch.utils.data.Dataset):
+    """Random K-instrument mixtures with transcription (and optionally separation) targets.
+
+    Each item draws K in ``instruments``, then K programs from K different Jointist classes
+    and renders a :func:`~timbrelab.data.mixtures.make_mixture`. K-dependent tensors are
+    padded to ``K_max = instruments[1]`` so the default collate function batches items with
+    different K.
+
+    Parameters
+    ----------
+    n_items : int
+        Length of the dataset.
+    seconds : float
+        Length of every item.
+    instruments : int or (int, int)
+        K, or the inclusive range K is drawn from (uniformly).
+    seed : int
+        Base seed (>= 0); item ``i`` uses ``(seed, i)``.
+    sample_rate, hop_length : int
+        Audio rate and label hop.
+    cache_dir : str, PathLike or None
+        If set, each item is written there as ``.npz`` on first access (atomically) and read
+        back afterwards. Items live in a sub-folder named by a hash of the settings, so one
+        cache folder can serve several configurations.
+    programs : sequence of int or None
+        Pool of GM programs to draw from (default: all clearly pitched programs).
+    drums : bool
+        Make the last instrument of every item a drum kit.
+    stems : bool
+        Also return the stems (``(K_max, N)``), for separation models.
+    dominant : bool
+        Also return ``dominant_source`` (costs an 88-bin CQT per stem).
+    expressive : bool
+        Tempo grid, timing jitter, random gains (see :func:`make_mixture`).
+    backend : {"auto", "fluidsynth", "additive"}
+        Renderer.
+
+    Items
+    -----
+    dict of torch.Tensor
+        ``"audio"`` ``(N,)`` float32; ``"frame"``, ``"onset"``, ``"offset"`` ``(88, T)``
+        float32; ``"stem_frame"`` ``(K_max, 88, T)`` float32 (zero rows past K);
+        ``"programs"`` ``(K_max,)`` int64 (-1 past K); ``"n_sources"`` () int64;
+        ``"index"`` () int64; optional ``"stems"`` ``(K_max, N)`` float32 and
+        ``"dominant_source"`` ``(88, T)`` int64. ``N = round(seconds * sample_rate)``,
+        ``T = 1 + N // hop_length``.
+
+    Chapter: book/01_cqt_features.md
+    """
+
+    def __init__(
+        self,
+        n_items: int,
+        seconds: float = 4.0,
+        instruments: int | tuple[int, int] = (1, 4),
+        seed: int = 0,
+        sample_rate: int = SAMPLE_RATE,
+        hop_length: int = HOP_LENGTH,
+        cache_dir: str | os.PathLike | None = None,
+        programs: Sequence[int] | None = None,
+        drums: bool = False,
+        stems: bool = False,
+        dominant: bool = False,
+        expressive: bool = True,
+        backend: str = "auto",
+    ) -> None:
+        if n_items < 0:
+            raise ValueError(f"n_items must be >= 0, got {n_items}")
+        if not seconds > 0:
+            raise ValueError(f"seconds must be > 0, got {seconds}")
+        lo, hi = (instruments, instruments) if isinstance(instruments, int) else instruments
+        if not 1 <= lo <= hi <= MAX_INSTRUMENTS:
+            raise ValueError(
+                f"instruments must be K or (K_min, K_max) within 1..{MAX_INSTRUMENTS}, "
+                f"got {instruments}"
+            )
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        self.n_items = int(n_items)
+        self.seconds = float(seconds)
+        self.instruments = (int(lo), int(hi))
+        self.seed = seed
+        self.sample_rate = int(sample_rate)
+        self.hop_length = int(hop_length)
+        self.programs = tuple(MELODIC_PROGRAMS if programs is None else programs)
+        self.drums = bool(drums)
+        self.stems = bool(stems)
+        self.dominant = bool(dominant)
+        self.expressive = bool(expressive)
+        self.backend = backend
+        self.cache_dir = None if cache_dir is None else Path(cache_dir) / self._fingerprint()
+        # validate the pool now rather than in a worker
+        draw_programs(hi, np.random.default_rng(0), self.programs, drums=self.drums)
+
+    def _fingerprint(self) -> str:
+        """Hash of everything an item depends on (resolved backend included)."""
+        backend = self.backend
+        if backend == "auto":
+            backend = "fluidsynth" if fluidsynth_available() else "additive"
+        settings = dict(
+            version=_CACHE_VERSION, seconds=self.seconds, instruments=self.instruments,
+            seed=self.seed, sample_rate=self.sample_rate, hop_length=self.hop_length,
+            programs=self.programs, drums=self.drums, stems=self.stems, dominant=self.dominant,
+            expressive=self.expressive, backend=backend,
+        )  # fmt: skip
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+    def __len__(self) -> int:
+        return self.n_items
+
+    def mixture(self, index: int) -> Mixture:
+        """The :class:`Mixture` behind item ``index`` (always re-rendered, never cached)."""
+        index = self._check_index(index)
+        lo, hi = self.instruments
+        rng = np.random.default_rng([self.seed, index, 0])
+        k = int(rng.integers(lo, hi + 1))
+        programs = draw_programs(k, rng, self.programs, drums=self.drums)
+        return make_mixture(
+            k, self.seconds, seed=[self.seed, index], sample_rate=self.sample_rate,
+            programs=programs, expressive=self.expressive, backend=self.backend,
+        )  # fmt: skip
+
+    def _check_index(self, index: int) -> int:
+        if not -self.n_items <= index < self.n_items:
+            raise IndexError(f"index {index} out of range for {self.n_items} items")
+        return index % self.n_items if self.n_items else index
+
+    def arrays(self, index: int) -> dict[str, np.ndarray]:
+        """Item ``index`` as numpy arrays (what the cache stores)."""
+        index = self._check_index(index)
+        if self.cache_dir is not None:
+            path = self.cache_dir / f"{index:07d}.npz"
+            if path.is_file():
+                with np.load(path, allow_pickle=False) as archive:
+                    return {name: archive[name] for name in archive.files}
+        mix = self.mixture(index)
+        labels = mixture_labels(mix, self.hop_length, dominant=self.dominant)
+        k, k_max = mix.n_sources, self.instruments[1]
+        n_frames = labels["frame"].shape[-1]
+        stem_frame = np.zeros((k_max, N_PITCHES, n_frames), np.float32)
+        stem_frame[:k] = labels["stem_frame"]
+        programs = np.full(k_max, -1, np.int64)
+        programs[:k] = mix.programs
+        item = {
+            "audio": mix.audio,
+            "frame": labels["frame"],
+            "onset": labels["onset"],
+            "offset": labels["offset"],
+            "stem_frame": stem_frame,
+            "programs": programs,
+            "n_sources": np.int64(k),
+            "index": np.int64(index),
+        }
+        if self.stems:
+            stems = np.zeros((k_max, mix.stems.shape[1]), np.float32)
+            stems[:k] = mix.stems
+            item["stems"] = stems
+        if self.dominant:
+            item["dominant_source"] = labels["dominant_source"]
+        if self.cache_dir is not None:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            save_npz(self.cache_dir / f"{index:07d}.npz", item)
+        return item
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {name: torch.from_numpy(np.asarray(a)) for name, a in self.arrays(index).items()}
