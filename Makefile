@@ -9,7 +9,7 @@ PYTHON ?= python3
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup book test lint clean fluidsynth
+.PHONY: setup book test lint clean fluidsynth notebooks
 
 setup: fluidsynth $(STAMP)
 
@@ -34,6 +34,11 @@ test: setup
 
 lint: setup
 	$(BIN)/ruff check timbrelab tests benchmarks
+
+# Colab opens .ipynb files: regenerate the paired notebooks after editing a chapter's .md
+# (tests/test_book.py fails when they drift apart).
+notebooks: setup
+	$(BIN)/jupytext --to ipynb --update book/0*.md
 
 clean:
 	rm -rf _build

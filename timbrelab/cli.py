@@ -212,6 +212,8 @@ def _transcribe_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
                 f"{out}: cannot tell the output format from the suffix {out.suffix!r}; "
                 "use .mid, .csv or .json, or --format"
             )
+        if not out.parent.is_dir():
+            raise CLIError(f"{out}: cannot write, folder {out.parent} does not exist")
         return [(args.inputs[0], out)]
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out}: exists and is not a folder (several inputs need a folder)")
@@ -235,9 +237,6 @@ def _run_transcribe(args: argparse.Namespace) -> None:
     from timbrelab.notes import write_notes
 
     targets = _transcribe_targets(args)
-    if len(targets) == 1 and not targets[0][1].parent.is_dir():
-        target = targets[0][1]
-        raise CLIError(f"{target}: cannot write, folder {target.parent} does not exist")
     failures = []
 
     def fail(message: str) -> None:
@@ -309,7 +308,8 @@ def _run_train(args: argparse.Namespace) -> None:
     weights = args.out / "weights.pt"
     save_weights(r.model, weights)
     last = history[-1] if history else {}
-    summary = ", ".join(f"{k} {last[k]:.4f}" for k in ("train_loss", "val_loss") if k in last)
+    keys = ("train_loss", "val_loss", "frame_f1", "note_f1")
+    summary = ", ".join(f"{k} {last[k]:.4f}" for k in keys if k in last)
     print(f"trained {args.model} to step {last.get('step', 0)} ({summary}); weights: {weights}")
 
 

@@ -269,13 +269,13 @@ def transcription_loss(
 
     terms: dict[str, torch.Tensor] = {}
     for key, target in targets.items():
-        logits = outputs[key]
+        logits = outputs[key].float()  # losses in float32, also under mixed precision
         if logits.shape != target.shape:
             raise ValueError(
                 f"transcription_loss: outputs[{key!r}] has shape {tuple(logits.shape)} but its "
                 f"target has shape {tuple(target.shape)}"
             )
-        target = target.to(device=logits.device, dtype=logits.dtype)
+        target = target.to(device=logits.device, dtype=torch.float32)
         if kind == "focal":
             alpha = p["onset_alpha"] if key == "onset" else p["frame_alpha"]
             terms[key] = focal_loss(logits, target, alpha=alpha, gamma=p["gamma"])

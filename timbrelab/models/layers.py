@@ -25,7 +25,9 @@ class LogBatchNorm(nn.Module):
     Basic Pitch computes the power in dB, subtracts each clip's minimum, divides by the
     clip's range, and applies a one-channel BatchNorm (its ``NormalizedLog`` layer). Here
     the input is already the stacked harmonic CQT, so min, max and the BatchNorm statistics
-    are shared by all harmonic channels (Basic Pitch normalises the CQT before stacking).
+    are shared by all harmonic channels (Basic Pitch normalises the CQT before stacking and
+    pads the shifted channels with zeros, the minimum; here the zero bins above Nyquist sit
+    at the log floor, -100 dB, which becomes the minimum, so they also map to 0).
 
     Shapes: ``x (B, H, F, T)`` magnitude -> same shape.
 
@@ -76,9 +78,7 @@ class Frontend(nn.Module):
         if norm == "batch" and not log:
             raise ValueError("Frontend: log=False only exists for norm='energy' (Li & Zhu's noLog)")
         self.hcqt = HarmonicCQT(harmonics=tuple(harmonics))
-        self.norm = (
-            EnergyNorm(len(self.hcqt.harmonics), log=log) if norm == "energy" else (LogBatchNorm())
-        )
+        self.norm = EnergyNorm(len(harmonics), log=log) if norm == "energy" else LogBatchNorm()
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """``audio (B, N) -> (B, H, F, T)`` normalised features."""
