@@ -19,7 +19,7 @@ non-overlapping crops of it: the budget goes to the networks. Training uses
 :class:`timbrelab.train.Trainer`, decoding :func:`timbrelab.decode.posteriorgram_to_notes`
 at its default thresholds.
 
-    nice -n 10 .venv/bin/python benchmarks/amt_ablations.py --steps 120
+    nice -n 10 .venv/bin/python benchmarks/amt_ablations.py --steps 40
 
 writes ``benchmarks/results/amt_ablations.json`` (command, settings, date, machine, per-variant
 scores, loss curves and times) and ``amt_ablations.png`` (frame and onset posteriorgrams of one
@@ -241,7 +241,7 @@ def plot_alpha_sweep(
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=120, help="training steps per variant")
+    parser.add_argument("--steps", type=int, default=40, help="training steps per variant")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--crop-seconds", type=float, default=1.0, help="training crop length")

@@ -28,12 +28,12 @@ def test_every_chapter_is_in_the_table_of_contents() -> None:
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
 def test_colab_notebook_matches_its_chapter(chapter: Path) -> None:
-    """Colab opens book/<chapter>.ipynb; it must hold the same cells as the .md (`make notebooks`)."""
+    """Colab opens book/<chapter>.ipynb: it must hold the .md's cells (`make notebooks`)."""
     paired = chapter.with_suffix(".ipynb")
     assert paired.exists(), f"{paired.name} is missing: run `make notebooks`"
     source = [(c.cell_type, c.source) for c in jupytext.read(chapter).cells]
     colab = [(c.cell_type, c.source) for c in jupytext.read(paired).cells]
-    assert source == colab, f"{paired.name} is out of date with {chapter.name}: run `make notebooks`"
+    assert source == colab, f"{paired.name} is stale against {chapter.name}: run `make notebooks`"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)

@@ -260,24 +260,25 @@ class FFTCQT(nn.Module):
         key = (n_fft, str(device))
         if key not in self._plans:
             n_fold = n_fft // self.hop_length
-            src, dst, wgt = [], [], []
-            for k, (f, length) in enumerate(zip(self.frequencies, self.lengths, strict=True)):
-                half = self.n_lobes * self.sample_rate / length  # Hz
-                lo = max(0, math.ceil((f - half) * n_fft / self.sample_rate))
-                hi = min(n_fft // 2, math.floor((f + half) * n_fft / self.sample_rate))
-                j = np.arange(lo, hi + 1)
-                u = (j * self.sample_rate / n_fft - f) * length / self.sample_rate
-                src.append(j)
-                dst.append(k * n_fold + j % n_fold)
-                # librosa's scale (a sinusoid of amplitude A gives A sqrt(L) / 2), and the
-                # 1/P of the inverse DFT that the length-M inverse FFT (1/M) leaves as 1/hop
-                wgt.append(_hann_response(u) * math.sqrt(length) / self.hop_length)
+            # bin k keeps the FFT bins j = lo[k] .. hi[k]; all bins at once, as flat arrays
+            half = self.n_lobes * self.sample_rate / self.lengths  # Hz
+            lo = np.ceil((self.frequencies - half) * n_fft / self.sample_rate)
+            hi = np.floor((self.frequencies + half) * n_fft / self.sample_rate)
+            lo, hi = np.maximum(0, lo).astype(np.int64), np.minimum(n_fft // 2, hi).astype(np.int64)
+            counts = np.maximum(hi - lo + 1, 0)
+            k = np.repeat(np.arange(self.n_bins), counts)
+            j = np.arange(counts.sum()) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
+            f, length = self.frequencies[k], self.lengths[k]
+            u = (j * self.sample_rate / n_fft - f) * length / self.sample_rate
+            # librosa's scale (a sinusoid of amplitude A gives A sqrt(L) / 2), and the
+            # 1/P of the inverse DFT that the length-M inverse FFT (1/M) leaves as 1/hop
+            wgt = _hann_response(u) * np.sqrt(length) / self.hop_length
             if len(self._plans) >= 4:  # a few lengths at most (training clip, inference chunk)
                 self._plans.pop(next(iter(self._plans)))
             self._plans[key] = (
-                torch.from_numpy(np.concatenate(src)).to(device),
-                torch.from_numpy(np.concatenate(dst)).to(device),
-                torch.from_numpy(np.concatenate(wgt).astype(np.float32)).to(device),
+                torch.from_numpy(j).to(device),
+                torch.from_numpy(k * n_fold + j % n_fold).to(device),
+                torch.from_numpy(wgt.astype(np.float32)).to(device),
             )
         return self._plans[key]
 
