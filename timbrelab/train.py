@@ -624,7 +624,9 @@ def write_model_card(
     Chapter: book/02_focal_loss_amt.md
     """
     payload = read_weights(weights)
-    n_params = sum(t.numel() for k, t in payload["state_dict"].items() if "running" not in k)
+    # Buffers (BatchNorm statistics and counters) are not parameters.
+    buffers = ("running_mean", "running_var", "num_batches_tracked")
+    n_params = sum(t.numel() for k, t in payload["state_dict"].items() if not k.endswith(buffers))
     lines = [
         f"# {title}",
         "",
