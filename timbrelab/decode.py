@@ -54,7 +54,7 @@ def _make_note(
     so the note covers ``[start, stop) / frame_rate``.
     """
     amplitude = float(frames[row, start:stop].mean())
-    velocity = int(np.clip(round(127 * amplitude), 1, 127))
+    velocity = min(max(round(127 * amplitude), 1), 127)
     return Note(start / frame_rate, stop / frame_rate, midi_min + row, velocity)
 
 
