@@ -238,15 +238,17 @@ def posteriorgram_to_notes(
         if stop - start >= min_frames:
             notes.append(_make_note(frames, row, start, stop, frame_rate, midi_min))
 
-    for row, start in zip(*_onset_peaks(onsets, onset_threshold), strict=True):
+    # (plain Python ints: indexing with NumPy scalars is several times slower)
+    peak_rows, peak_times = _onset_peaks(onsets, onset_threshold)
+    for row, start in zip(peak_rows.tolist(), peak_times.tolist(), strict=True):
         stop = _walk(remaining[row], start, 1, frame_threshold, energy_tolerance)
         claim(row, start, stop)
 
     if melodia_trick:
         # strongest first; equivalent to repeatedly taking the argmax of what remains
         rows, times = np.nonzero(remaining > frame_threshold)
-        for i in np.argsort(-remaining[rows, times], kind="stable"):
-            row, mid = rows[i], times[i]
+        order = np.argsort(-remaining[rows, times], kind="stable")
+        for row, mid in zip(rows[order].tolist(), times[order].tolist(), strict=True):
             if remaining[row, mid] <= frame_threshold:
                 continue  # claimed by a note found since
             stop = _walk(remaining[row], mid, 1, frame_threshold, energy_tolerance)

@@ -5,7 +5,7 @@ an hour long. :func:`predict_posteriorgrams` cuts the audio into overlapping chu
 model on each and keeps only the centre of each chunk's output: frames near a chunk's edge see
 a truncated context (zero padding instead of the neighbouring audio), frames in the centre see
 the same context as in one long pass. Memory stays bounded by the chunk length (a 10-minute
-recording peaks at about 0.8 GB on CPU with the default 30 s chunks).
+recording peaks at about 0.6 GB on CPU with the default 30 s chunks).
 
 One caveat: the models' input normalisations (EnergyNorm, Basic Pitch's LogBatchNorm) use
 statistics of the whole clip they are given, so each chunk is normalised on its own, just as
@@ -99,11 +99,13 @@ def predict_posteriorgrams(
     model.eval()
     try:
         with torch.inference_mode():
+            # an eval-only twin when the model has one (BasicAMT: about 3x faster on a CPU)
+            runner = model.for_inference() if hasattr(model, "for_inference") else model
             for first, stop, keep_from, keep_to in _chunk_plan(n_frames, chunk_frames, margin):
                 # frame t is centred on sample t * hop, so frames first..stop-1 come from the
                 # samples from first * hop on; the last chunk takes the audio to its end
                 samples = audio[first * hop_length : stop * hop_length]
-                outputs = model(samples.to(device).unsqueeze(0))
+                outputs = runner(samples.to(device).unsqueeze(0))
                 for key, logits in outputs.items():
                     if logits.shape[-1] < stop - first:
                         raise ValueError(

@@ -164,9 +164,20 @@ def _hann_response(u: np.ndarray) -> np.ndarray:
     """Fourier transform of a Hann window, normalised to 1 at 0.
 
     ``u`` is the frequency offset in cycles per window length. The window
-    ``0.5 + 0.5 cos(2 pi t / L)`` transforms to ``L (sinc(u)/2 + sinc(u-1)/4 + sinc(u+1)/4)``.
+    ``0.5 + 0.5 cos(2 pi t / L)`` transforms to ``L (sinc(u)/2 + sinc(u-1)/4 + sinc(u+1)/4)``,
+    which simplifies to ``sin(pi u) / (pi u (1 - u^2))`` (one sine instead of three sincs: the
+    plans evaluate it millions of times). The sine is taken of ``u`` minus its nearest integer,
+    which keeps it exact near the zeros, and the removable singularities at ``u = 0, +-1`` get
+    their limits ``1, 1/2``.
     """
-    return np.sinc(u) + 0.5 * np.sinc(u - 1.0) + 0.5 * np.sinc(u + 1.0)
+    u = np.asarray(u, dtype=np.float64)
+    n = np.rint(u)
+    sine = np.sin(np.pi * (u - n)) * (1.0 - 2.0 * (n.astype(np.int64) & 1))  # sin(pi u)
+    den = np.pi * u * (1.0 - u) * (1.0 + u)
+    singular = den == 0
+    out = sine / np.where(singular, 1.0, den)
+    out[singular] = np.where(u[singular] == 0, 1.0, 0.5)
+    return out
 
 
 class FFTCQT(nn.Module):
@@ -260,25 +271,24 @@ class FFTCQT(nn.Module):
         key = (n_fft, str(device))
         if key not in self._plans:
             n_fold = n_fft // self.hop_length
-            # bin k keeps the FFT bins j = lo[k] .. hi[k]; all bins at once, as flat arrays
-            half = self.n_lobes * self.sample_rate / self.lengths  # Hz
-            lo = np.ceil((self.frequencies - half) * n_fft / self.sample_rate)
-            hi = np.floor((self.frequencies + half) * n_fft / self.sample_rate)
-            lo, hi = np.maximum(0, lo).astype(np.int64), np.minimum(n_fft // 2, hi).astype(np.int64)
-            counts = np.maximum(hi - lo + 1, 0)
-            k = np.repeat(np.arange(self.n_bins), counts)
-            j = np.arange(counts.sum()) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
-            f, length = self.frequencies[k], self.lengths[k]
-            u = (j * self.sample_rate / n_fft - f) * length / self.sample_rate
-            # librosa's scale (a sinusoid of amplitude A gives A sqrt(L) / 2), and the
-            # 1/P of the inverse DFT that the length-M inverse FFT (1/M) leaves as 1/hop
-            wgt = _hann_response(u) * np.sqrt(length) / self.hop_length
+            src, dst, wgt = [], [], []
+            for k, (f, length) in enumerate(zip(self.frequencies, self.lengths, strict=True)):
+                half = self.n_lobes * self.sample_rate / length  # Hz
+                lo = max(0, math.ceil((f - half) * n_fft / self.sample_rate))
+                hi = min(n_fft // 2, math.floor((f + half) * n_fft / self.sample_rate))
+                j = np.arange(lo, hi + 1)
+                u = (j * self.sample_rate / n_fft - f) * length / self.sample_rate
+                src.append(j)
+                dst.append(k * n_fold + j % n_fold)
+                # librosa's scale (a sinusoid of amplitude A gives A sqrt(L) / 2), and the
+                # 1/P of the inverse DFT that the length-M inverse FFT (1/M) leaves as 1/hop
+                wgt.append(_hann_response(u) * math.sqrt(length) / self.hop_length)
             if len(self._plans) >= 4:  # a few lengths at most (training clip, inference chunk)
                 self._plans.pop(next(iter(self._plans)))
             self._plans[key] = (
-                torch.from_numpy(j).to(device),
-                torch.from_numpy(k * n_fold + j % n_fold).to(device),
-                torch.from_numpy(wgt.astype(np.float32)).to(device),
+                torch.from_numpy(np.concatenate(src)).to(device),
+                torch.from_numpy(np.concatenate(dst)).to(device),
+                torch.from_numpy(np.concatenate(wgt).astype(np.float32)).to(device),
             )
         return self._plans[key]
 
@@ -348,6 +358,13 @@ class HarmonicCQT(nn.Module):
         Per channel, the first bin of :attr:`base` it copies (``shifts - min(shifts)``).
     base
         The :class:`FFTCQT` spanning ``fmin * min(harmonics)`` to Nyquist.
+    copies
+        ``(n_rows,)`` buffer: how many channels copy each row of :meth:`spectrum` (1 to
+        ``len(harmonics)``), so that sums over the stacked channels can be taken on the rows.
+
+    ``forward`` is :meth:`stack` of :meth:`spectrum`. Work that treats every bin alike (a log,
+    a normalisation) can run on the spectrum before stacking, on ``n_rows`` (401) rows instead
+    of ``len(harmonics) * n_bins`` (2112): see :meth:`EnergyNorm.forward_harmonic`.
 
     Shapes: ``audio (B, N) -> (B, len(harmonics), n_bins, 1 + N // hop_length)`` magnitude.
 
@@ -386,12 +403,29 @@ class HarmonicCQT(nn.Module):
         # First base bin of each channel; rows past the base CQT are zeros (above Nyquist).
         self.offsets = [s - lowest for s in shifts]
         self._n_zero_rows = max(0, max(self.offsets) + n_bins - self.base.n_bins)
+        copies = torch.zeros(self.base.n_bins + self._n_zero_rows)
+        for o in self.offsets:
+            copies[o : o + n_bins] += 1
+        # not in the state_dict: it follows from the arguments
+        self.register_buffer("copies", copies, persistent=False)
+
+    def spectrum(self, audio: torch.Tensor) -> torch.Tensor:
+        """``audio (B, N) -> (B, n_rows, T)``: the base CQT magnitude, with zero rows appended
+        for the bins that the higher harmonics read above Nyquist."""
+        base = self.base(_check_audio(audio, "HarmonicCQT"))
+        return nn.functional.pad(base, (0, 0, 0, self._n_zero_rows))
+
+    def stack(self, spectrum: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+        """``(B, n_rows, T) -> (B, H, n_bins, T)``: channel ``h`` is rows ``offsets[h]`` on;
+        with ``channels_last``, in that memory format (what CPU convolutions prefer)."""
+        rows = [spectrum[:, o : o + self.n_bins] for o in self.offsets]
+        if channels_last:
+            return torch.stack(rows, dim=-1).permute(0, 3, 1, 2)
+        return torch.stack(rows, dim=1)
 
     def forward(self, audio: torch.Tensor) -> torch.Tensor:
         """``audio (B, N) -> (B, H, n_bins, 1 + N // hop_length)`` magnitude."""
-        base = self.base(_check_audio(audio, "HarmonicCQT"))
-        base = nn.functional.pad(base, (0, 0, 0, self._n_zero_rows))
-        return torch.stack([base[:, o : o + self.n_bins] for o in self.offsets], dim=1)
+        return self.stack(self.spectrum(audio))
 
 
 def log_magnitude(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -462,12 +496,43 @@ class EnergyNorm(nn.Module):
                 f"EnergyNorm: expected (B, {self.weight.numel()}, F, T), got {tuple(x.shape)}"
             )
         power = x.square()
-        frame_energy = power.mean(dim=(1, 2), keepdim=True)  # (B, 1, 1, T)
-        spread = frame_energy.std(dim=-1, correction=0, keepdim=True)  # (B, 1, 1, 1)
+        frame_energy = power.mean(dim=(1, 2))  # (B, T)
+        y = self.affine(self._compress(power, frame_energy.view(-1, 1, 1, power.shape[-1])))
+        return y.squeeze(1) if squeeze else y
+
+    def forward_harmonic(self, spectrum: torch.Tensor, hcqt: HarmonicCQT) -> torch.Tensor:
+        """``self(hcqt.stack(spectrum))``, with the log taken before the stacking (on 401 rows
+        instead of 8 x 264 bins).
+
+        Stacking only copies rows, and the zero rows above Nyquist come out as ``log(eps)``
+        either way; the frame energy is the mean over the stacked channels, a sum over the
+        rows weighted by how many channels copy each (``hcqt.copies``).
+
+        Shapes: ``spectrum (B, n_rows, T)`` from ``hcqt.spectrum`` -> ``(B, H, n_bins, T)``.
+        """
+        return self.affine(hcqt.stack(self.normalise_spectrum(spectrum, hcqt)))
+
+    def normalise_spectrum(self, spectrum: torch.Tensor, hcqt: HarmonicCQT) -> torch.Tensor:
+        """Steps 1 to 3 on ``hcqt.spectrum`` rows ``(B, n_rows, T)``, before stacking; the
+        affine (:meth:`affine`) goes after ``hcqt.stack``."""
+        if len(hcqt.offsets) != self.weight.numel() or spectrum.shape[1] != hcqt.copies.numel():
+            raise ValueError(
+                f"EnergyNorm: expected ({hcqt.copies.numel()} rows, T) for a "
+                f"{self.weight.numel()}-channel harmonic CQT, got {tuple(spectrum.shape)}"
+            )
+        power = spectrum.square()
+        frame_energy = torch.matmul(hcqt.copies, power) / (len(hcqt.offsets) * hcqt.n_bins)
+        return self._compress(power, frame_energy.unsqueeze(1))
+
+    def affine(self, y: torch.Tensor) -> torch.Tensor:
+        """Step 4: ``weight[h] * y[:, h] + bias[h]`` for ``y (B, H, F, T)``."""
+        return torch.addcmul(self.bias.view(1, -1, 1, 1), y, self.weight.view(1, -1, 1, 1))
+
+    def _compress(self, power: torch.Tensor, frame_energy: torch.Tensor) -> torch.Tensor:
+        """Steps 2 and 3: ``log(power / s + eps)``; ``frame_energy`` broadcasts to ``power``
+        with time on the last axis."""
+        spread = frame_energy.std(dim=-1, correction=0, keepdim=True)
         floor = self.floor * frame_energy.mean(dim=-1, keepdim=True)
         # The tiny absolute term only guards all-zero input (0/0).
         y = power / (torch.maximum(spread, floor) + 1e-30)
-        if self.log:
-            y = torch.log(y + self.eps)
-        y = y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-        return y.squeeze(1) if squeeze else y
+        return torch.log(y + self.eps) if self.log else y
