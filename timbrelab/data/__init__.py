@@ -3,6 +3,7 @@
 Chapter: book/01_cqt_features.md
 """
 
+from timbrelab.data.augment import room_and_eq
 from timbrelab.data.bach10 import Bach10Piece, bach10_root, list_pieces, load_piece
 from timbrelab.data.datasets import SyntheticMixtures, save_npz
 from timbrelab.data.gm import (
@@ -67,6 +68,7 @@ __all__ = [
     "random_score",
     "render_additive",
     "render_notes",
+    "room_and_eq",
     "save_mixture",
     "save_npz",
     "semitone_spectrogram",

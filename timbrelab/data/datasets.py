@@ -91,6 +91,8 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         Tempo grid, timing jitter, random gains (see :func:`make_mixture`).
     backend : {"auto", "fluidsynth", "additive"}
         Renderer.
+    room : bool
+        Random room reverb and per-stem EQ before mixing (see :func:`make_mixture`).
 
     Items
     -----
@@ -120,6 +122,7 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         dominant: bool = False,
         expressive: bool = True,
         backend: str = "auto",
+        room: bool = False,
     ) -> None:
         if n_items < 0:
             raise ValueError(f"n_items must be >= 0, got {n_items}")
@@ -145,6 +148,7 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         self.dominant = bool(dominant)
         self.expressive = bool(expressive)
         self.backend = backend
+        self.room = bool(room)
         self.cache_dir = None if cache_dir is None else Path(cache_dir) / self._fingerprint()
         # validate the pool now rather than in a worker
         draw_programs(hi, np.random.default_rng(0), self.programs, drums=self.drums)
@@ -160,6 +164,8 @@ class SyntheticMixtures(torch.utils.data.Dataset):
             programs=self.programs, drums=self.drums, stems=self.stems, dominant=self.dominant,
             expressive=self.expressive, backend=backend,
         )  # fmt: skip
+        if self.room:  # only when on, so caches made before the flag existed stay valid
+            settings["room"] = True
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     def __len__(self) -> int:
@@ -174,7 +180,7 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         programs = draw_programs(k, rng, self.programs, drums=self.drums)
         return make_mixture(
             k, self.seconds, seed=[self.seed, index], sample_rate=self.sample_rate,
-            programs=programs, expressive=self.expressive, backend=self.backend,
+            programs=programs, expressive=self.expressive, backend=self.backend, room=self.room,
         )  # fmt: skip
 
     def _check_index(self, index: int) -> int:

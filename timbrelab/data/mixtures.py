@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from timbrelab.constants import FMIN_HZ, HOP_LENGTH, MIDI_MIN, N_PITCHES, SAMPLE_RATE
+from timbrelab.data.augment import room_and_eq
 from timbrelab.data.gm import (
     DRUM_PROGRAM,
     MELODIC_PROGRAMS,
@@ -117,6 +118,7 @@ def make_mixture(
     program_pool: Sequence[int] = MELODIC_PROGRAMS,
     expressive: bool = True,
     backend: str = "auto",
+    room: bool = False,
     **score_kw,
 ) -> Mixture:
     """Render a random mixture of ``n_instruments`` instruments from different classes.
@@ -151,6 +153,10 @@ def make_mixture(
         Tempo grid, timing jitter, random stem gains and mix level (see above).
     backend : {"auto", "fluidsynth", "additive"}
         Renderer, see :func:`~timbrelab.data.render.render_notes`.
+    room : bool
+        Put the stems in a random room and through random EQs before mixing
+        (:func:`~timbrelab.data.augment.room_and_eq`); the score and labels are unchanged.
+        Off by default, so existing seeds give the same bytes as before.
     **score_kw
         Overrides for :func:`~timbrelab.data.pianorolls.random_score` applied to every stem
         (``pitch_range``, ``max_polyphony``, ``note_density``, ``velocity_range``, ...).
@@ -206,6 +212,8 @@ def make_mixture(
         stems.append(stem * np.float32(gains[index]))
 
     stems = np.stack(stems)
+    if room:  # its own stream, drawn last: room=False mixtures keep their old bytes
+        stems = room_and_eq(stems, sample_rate, rng.spawn(1)[0])
     loudest = np.abs(stems.sum(axis=0)).max()
     stems *= np.float32(peak / loudest if loudest > 0 else 1.0)
     audio = stems.sum(axis=0)  # float32 sum of the float32 stems: exact by construction
