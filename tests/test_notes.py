@@ -214,3 +214,10 @@ def test_read_errors_name_the_path(tmp_path) -> None:
     bad_json.write_text('[{"onset": 1.0, "offset": 0.5, "pitch": 60}]')
     with pytest.raises(ValueError, match=r"bad\.json.*offset"):
         read_notes(bad_json)
+
+
+def test_notes_sort_with_unknown_and_known_sources() -> None:
+    unknown = Note(0.0, 1.0, 60)
+    first, second = Note(0.0, 1.0, 60, source=0), Note(0.0, 1.0, 60, source=1)
+    assert sorted([second, first, unknown]) == [unknown, first, second]
+    assert sorted([Note(0.5, 1.0, 60), Note(0.0, 2.0, 72, source=3)])[0].onset == 0.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import math
@@ -34,12 +35,14 @@ _MIDI_RESOLUTION = 500
 _MIDI_TICK_S = 60.0 / (_MIDI_TEMPO * _MIDI_RESOLUTION)
 
 
-@dataclass(frozen=True, order=True)
+@functools.total_ordering
+@dataclass(frozen=True)
 class Note:
     """One note event.
 
     Fields are normalised to plain Python ``float`` / ``int`` (numpy scalars are accepted), so
-    notes compare, hash and serialise the same whatever produced them.
+    notes compare, hash and serialise the same whatever produced them. Notes sort by onset,
+    offset, pitch, velocity, then source, with an unknown source (None) before any index.
 
     Parameters
     ----------
@@ -81,6 +84,20 @@ class Note:
             ("source", source),
         ):
             object.__setattr__(self, name, value)
+
+    def _order(self) -> tuple:
+        return (
+            self.onset,
+            self.offset,
+            self.pitch,
+            self.velocity,
+            -1 if self.source is None else self.source,
+        )
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Note):
+            return NotImplemented
+        return self._order() < other._order()
 
     @property
     def duration(self) -> float:
@@ -330,19 +347,13 @@ def write_notes(
     for note in notes:
         if not isinstance(note, Note):
             raise ValueError(f"{path}: write_notes expects Note objects, got {note!r}")
-    notes.sort(key=_sort_key)
+    notes.sort()
     with atomic_output(path) as tmp:
         if fmt == "mid":
             _midi_from_notes(notes, programs, path).write(str(tmp))
         else:
             text = _csv_text(notes) if fmt == "csv" else _json_text(notes)
             tmp.write_text(text, encoding="utf-8", newline="")
-
-
-def _sort_key(note: Note) -> tuple:
-    # Note's own ordering cannot compare source None with an int; -1 puts None first
-    source = -1 if note.source is None else note.source
-    return (note.onset, note.offset, note.pitch, note.velocity, source)
 
 
 def _csv_text(notes: list[Note]) -> str:
@@ -429,7 +440,7 @@ def read_notes(path: str | os.PathLike) -> list[Note]:
         raise
     except Exception as err:  # any parse problem becomes one clear error naming the file
         raise ValueError(f"{path}: not a readable {fmt} note file ({err})") from err
-    return sorted(notes, key=_sort_key)
+    return sorted(notes)
 
 
 def _notes_from_csv(text: str) -> list[Note]:
