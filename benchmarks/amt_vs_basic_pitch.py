@@ -457,7 +457,7 @@ def _machine_info(threads: int) -> dict:
 
 
 def _weights_info(source: Path | None, snapshot: Path | None) -> dict:
-    from timbrelab.pretrained import sha256_file
+    from timbrelab.io import sha256_file
 
     if snapshot is None:
         return {"source": "timbrelab.pretrained.load('amt')"}

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from timbrelab.data.datasets import SyntheticMixtures, save_npz
+from timbrelab.data.datasets import SyntheticMixtures
+from timbrelab.io import save_npz
 
 SECONDS = 1.0
 

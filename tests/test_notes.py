@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
+from timbrelab.io import atomic_output
 from timbrelab.notes import (
     Note,
-    atomic_output,
     notes_to_mir_eval,
     notes_to_rolls,
     read_notes,

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from timbrelab import pretrained
+from timbrelab.io import load_checked, save_checked
 from timbrelab.models import build_model
 from timbrelab.pretrained import WeightsError, available, load, load_weights, register
 from timbrelab.train import save_weights, write_model_card
@@ -81,12 +82,15 @@ def test_bad_weights_files(tmp_path):
     with pytest.raises(WeightsError, match="text.pt: not a readable weights file"):
         load_weights(tmp_path / "text.pt")
     torch.save({"weight": torch.zeros(1)}, tmp_path / "bare.pt")
-    with pytest.raises(WeightsError, match="bare.pt: not a timbrelab weights file"):
+    with pytest.raises(WeightsError, match="bare.pt: not a weights file written by timbrelab"):
         load_weights(tmp_path / "bare.pt")
+    save_checked({"weight": torch.zeros(1)}, tmp_path / "checked.pt")
+    with pytest.raises(WeightsError, match="checked.pt: not a timbrelab weights file"):
+        load_weights(tmp_path / "checked.pt")
     save_weights(build_model("amt", **TINY), tmp_path / "w.pt")
-    payload = torch.load(tmp_path / "w.pt", weights_only=True)
+    payload = load_checked(tmp_path / "w.pt")
     payload["config"]["neck_channels"] = 3
-    torch.save(payload, tmp_path / "mismatch.pt")
+    save_checked(payload, tmp_path / "mismatch.pt")
     with pytest.raises(WeightsError, match="do not fit model 'amt'"):
         load_weights(tmp_path / "mismatch.pt")
 

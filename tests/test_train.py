@@ -8,6 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from timbrelab.io import load_checked
 from timbrelab.models import build_model
 from timbrelab.train import (
     TIERS,
@@ -75,7 +76,7 @@ def test_interrupted_and_resumed_run_equals_a_straight_run(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(tmp_path / "b", loss_fn=crashes_in_step_5)
-    assert torch.load(tmp_path / "b/checkpoint.pt", weights_only=True)["step"] == 4
+    assert load_checked(tmp_path / "b/checkpoint.pt")["step"] == 4
     resumed, resumed_history = train(tmp_path / "b", resume=True)
 
     assert resumed.step == straight.step == 8
@@ -104,7 +105,7 @@ def test_outputs_logs_plot_and_checkpoint(tmp_path):
     assert [int(r["step"]) for r in rows] == [3, 6, 8]
     assert float(rows[-1]["val_loss"]) == pytest.approx(row["val_loss"])
     assert (tmp_path / "loss.png").read_bytes()[:4] == b"\x89PNG"
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    state = load_checked(tmp_path / "checkpoint.pt")
     assert {"model", "optimizer", "scheduler", "scaler", "rng", "config", "step"} <= set(state)
     assert state["config"]["batch_size"] == 2
     # atomic writes leave no temporary files behind

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from timbrelab.constants import SAMPLE_RATE
-from timbrelab.notes import atomic_output
+from timbrelab.io import atomic_output
 
 #: Peak amplitude below which a file counts as silent (about -100 dBFS; 16-bit audio's
 #: smallest step is 3e-5).

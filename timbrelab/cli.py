@@ -334,7 +334,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> None:
     from timbrelab.inference import evaluate_bach10, evaluate_synthetic
-    from timbrelab.notes import atomic_output
+    from timbrelab.io import atomic_output
 
     if args.synthetic < 0 or args.seconds <= 0:
         raise CLIError("--synthetic must be >= 0 and --seconds > 0")

@@ -9,21 +9,20 @@ Chapter: book/02_focal_loss_amt.md
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import functools
 import io
 import json
 import math
 import os
-import secrets
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from timbrelab.constants import FRAME_RATE, MIDI_MIN, N_PITCHES
+from timbrelab.io import atomic_output
 
 #: File formats understood by :func:`write_notes` / :func:`read_notes`, by file suffix.
 NOTE_FORMATS = {".mid": "mid", ".midi": "mid", ".csv": "csv", ".json": "json"}
@@ -254,43 +253,6 @@ def notes_to_mir_eval(notes: Iterable[Note]) -> tuple[np.ndarray, np.ndarray]:
     notes = list(notes)
     intervals = np.array([[n.onset, n.offset] for n in notes], np.float64).reshape(-1, 2)
     return intervals, midi_to_hz([n.pitch for n in notes])
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; move it onto ``path`` only if the block succeeds.
-
-    The temporary file keeps ``path``'s suffix (so writers can infer the format) and lives in
-    the same folder, so :func:`os.replace` is atomic: readers never see a half-written file, and
-    a failure leaves no partial output behind.
-
-    Raises
-    ------
-    FileNotFoundError
-        The folder does not exist.
-    PermissionError, OSError
-        The folder is not writable; the message names ``path``.
-
-    Chapter: book/02_focal_loss_amt.md
-    """
-    path = Path(path)
-    folder = path.parent
-    if path.is_dir():
-        raise IsADirectoryError(f"{path}: is a directory, not a file to write")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"{path}: cannot write, folder {folder} does not exist")
-    tmp = folder / f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}"
-    try:
-        # os.open with 0o666 applies the umask, so the final file gets ordinary permissions
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    except OSError as err:
-        raise type(err)(err.errno, f"{path}: cannot write ({err.strerror})") from err
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _note_format(path: Path, format: str | None) -> str:

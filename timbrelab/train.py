@@ -33,8 +33,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from timbrelab.notes import atomic_output
-from timbrelab.pretrained import read_weights, sha256_file
+from timbrelab.io import ChecksumError, atomic_output, load_checked, save_checked, sha256_file
+from timbrelab.pretrained import read_weights
 
 #: ``loss_fn(model, batch) -> (scalar loss, {part name: float})``.
 LossFn = Callable[[nn.Module, dict], tuple[torch.Tensor, Mapping[str, float]]]
@@ -182,18 +182,6 @@ def _to_device(batch, device: torch.device):
     if isinstance(batch, list | tuple):
         return type(batch)(_to_device(value, device) for value in batch)
     return batch
-
-
-def _save_atomically(obj: object, path: str | os.PathLike) -> None:
-    """``torch.save`` to ``path`` atomically, with bytes that depend only on ``obj``.
-
-    Saving straight to the temporary file would record its random name inside the archive,
-    so the same weights would get a different SHA-256 every time.
-    """
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(buffer.getvalue())
 
 
 def _generator(*seeds: int) -> torch.Generator:
@@ -355,14 +343,16 @@ class Trainer:
             "model_name": getattr(self.model, "name", None),
             "model_config": asdict(config) if dataclasses.is_dataclass(config) else None,
         }
-        _save_atomically(state, self.checkpoint_path)
+        save_checked(state, self.checkpoint_path)
 
     def _load_checkpoint(self) -> None:
         path = self.checkpoint_path
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise ResumeError(f"{path}: cannot read the checkpoint ({err})") from err
+            state = load_checked(path, "checkpoint")
+        except ChecksumError as err:
+            raise ResumeError(f"{err}; delete it to start again") from err
+        if not isinstance(state, dict) or not {"config", "model", "step"} <= set(state):
+            raise ResumeError(f"{path}: not a training checkpoint (a weights file?)")
         saved = state["config"]
         changed = sorted(
             name
@@ -562,7 +552,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike, name: str | None = N
     The file holds ``{"model": name, "config": asdict(model.config), "state_dict": ...}``
     (CPU tensors, plain types), so :func:`timbrelab.pretrained.load_weights` rebuilds the
     architecture with ``build_model(name, **config)`` and loads it with
-    ``torch.load(weights_only=True)``. Written atomically.
+    ``torch.load(weights_only=True)``. Written atomically, with a SHA-256 inside that
+    loading verifies (:func:`timbrelab.io.save_checked`).
 
     Parameters
     ----------
@@ -586,7 +577,7 @@ def save_weights(model: nn.Module, path: str | os.PathLike, name: str | None = N
         "config": asdict(config),
         "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
     }
-    _save_atomically(payload, path)
+    save_checked(payload, path)
     return sha256_file(path)
 
 

@@ -5,7 +5,7 @@ Chapter: book/01_cqt_features.md
 
 from timbrelab.data.augment import room_and_eq
 from timbrelab.data.bach10 import Bach10Piece, bach10_root, list_pieces, load_piece
-from timbrelab.data.datasets import SyntheticMixtures, save_npz
+from timbrelab.data.datasets import SyntheticMixtures
 from timbrelab.data.gm import (
     DRUM_PROGRAM,
     GM_PROGRAM_NAMES,
@@ -70,7 +70,6 @@ __all__ = [
     "render_notes",
     "room_and_eq",
     "save_mixture",
-    "save_npz",
     "semitone_spectrogram",
     "soundfont_path",
 ]

@@ -9,10 +9,9 @@ Chapter: book/01_cqt_features.md
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import secrets
+import warnings
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,35 +23,22 @@ from timbrelab.constants import HOP_LENGTH, N_PITCHES, SAMPLE_RATE
 from timbrelab.data.gm import MELODIC_PROGRAMS, draw_programs
 from timbrelab.data.mixtures import MAX_INSTRUMENTS, Mixture, make_mixture, mixture_labels
 from timbrelab.data.render import fluidsynth_available
+from timbrelab.io import save_npz
 
 # Bump when the generator changes what an item holds, so stale caches are not reused.
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
+# Keys a cached item carries beside its arrays: which item it is, and the digest of its arrays.
+_IDENTITY, _DIGEST = "cache_identity", "cache_sha256"
 
 
-def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write arrays to an uncompressed ``.npz`` atomically and reproducibly.
-
-    ``numpy.savez`` stamps the current time into the zip entries; here every entry gets a fixed
-    date, so the same arrays always give the same bytes. The file appears under its name only
-    once complete (temporary file in the same folder, then :func:`os.replace`), so concurrent
-    readers (DataLoader workers) never see half an item.
-
-    Chapter: book/01_cqt_features.md
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as archive:
-            for name, array in arrays.items():
-                buffer = io.BytesIO()
-                np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
-                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-                info.external_attr = 0o644 << 16
-                archive.writestr(info, buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 of named arrays: names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 class SyntheticMixtures(torch.utils.data.Dataset):
@@ -78,7 +64,9 @@ class SyntheticMixtures(torch.utils.data.Dataset):
     cache_dir : str, PathLike or None
         If set, each item is written there as ``.npz`` on first access (atomically) and read
         back afterwards. Items live in a sub-folder named by a hash of the settings, so one
-        cache folder can serve several configurations.
+        cache folder can serve several configurations. Each file carries its item's identity
+        and a SHA-256 of its arrays: a corrupt, truncated or swapped file is regenerated (with
+        a warning), never returned.
     programs : sequence of int or None
         Pool of GM programs to draw from (default: all clearly pitched programs).
     drums : bool
@@ -192,10 +180,9 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         """Item ``index`` as numpy arrays (what the cache stores)."""
         index = self._check_index(index)
         if self.cache_dir is not None:
-            path = self.cache_dir / f"{index:07d}.npz"
-            if path.is_file():
-                with np.load(path, allow_pickle=False) as archive:
-                    return {name: archive[name] for name in archive.files}
+            cached = self._read_cached(index)
+            if cached is not None:
+                return cached
         mix = self.mixture(index)
         labels = mixture_labels(mix, self.hop_length, dominant=self.dominant)
         k, k_max = mix.n_sources, self.instruments[1]
@@ -222,8 +209,39 @@ class SyntheticMixtures(torch.utils.data.Dataset):
             item["dominant_source"] = labels["dominant_source"]
         if self.cache_dir is not None:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
-            save_npz(self.cache_dir / f"{index:07d}.npz", item)
+            identity = np.array(self._identity(index))
+            save_npz(
+                self._cache_path(index),
+                {**item, _IDENTITY: identity, _DIGEST: np.array(_arrays_digest(item))},
+            )
         return item
+
+    def _cache_path(self, index: int) -> Path:
+        return self.cache_dir / f"{index:07d}.npz"
+
+    def _identity(self, index: int) -> str:
+        return f"{self.cache_dir.name}/{index}"
+
+    def _read_cached(self, index: int) -> dict[str, np.ndarray] | None:
+        """Item ``index`` from the cache, or None when absent or not to be trusted."""
+        path = self._cache_path(index)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+            identity, digest = str(arrays.pop(_IDENTITY)), str(arrays.pop(_DIGEST))
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as err:
+            problem = f"unreadable ({type(err).__name__})"
+        else:
+            if identity != self._identity(index):
+                problem = f"holds item {identity!r}, not {self._identity(index)!r}"
+            elif digest != _arrays_digest(arrays):
+                problem = "checksum mismatch"
+            else:
+                return arrays
+        warnings.warn(f"{path}: bad cache file ({problem}); regenerating it", stacklevel=3)
+        return None
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         return {name: torch.from_numpy(np.asarray(a)) for name, a in self.arrays(index).items()}

@@ -354,7 +354,7 @@ def save_mixture(
     Chapter: book/01_cqt_features.md
     """
     from timbrelab.audio import write_wav
-    from timbrelab.data.datasets import save_npz
+    from timbrelab.io import save_npz
     from timbrelab.notes import write_notes
 
     folder = Path(folder)

@@ -10,16 +10,14 @@ Chapter: book/02_focal_loss_amt.md
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import pickle
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from timbrelab.notes import atomic_output
+from timbrelab.io import ChecksumError, atomic_output, load_checked, sha256_file
 
 #: The registry of shipped weights.
 REGISTRY = Path(__file__).with_name("registry.json")
@@ -30,18 +28,6 @@ class WeightsError(ValueError):
 
     Chapter: book/02_focal_loss_amt.md
     """
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes.
-
-    Chapter: book/02_focal_loss_amt.md
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_registry(registry: str | os.PathLike | None) -> tuple[Path, dict]:
@@ -65,29 +51,31 @@ def available(registry: str | os.PathLike | None = None) -> list[str]:
     return sorted(_read_registry(registry)[1])
 
 
-def read_weights(path: str | os.PathLike) -> dict:
+def read_weights(path: str | os.PathLike, verified: bool = False) -> dict:
     """The payload of a :func:`timbrelab.train.save_weights` file: ``model``, ``config``,
-    ``state_dict``.
+    ``state_dict``, after checking the SHA-256 written inside it.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    verified : bool
+        The caller has already checked the whole file against a known SHA-256 (shipped
+        weights), so a file without an inner checksum is accepted too.
 
     Raises
     ------
     WeightsError
-        Missing, unreadable, or not such a file.
+        Missing, empty, unreadable, changed since written, or not such a file.
 
     Chapter: book/02_focal_loss_amt.md
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch's message runs to several paragraphs; the gist fits one line
-        raise WeightsError(
-            f"{path}: not a weights file, or one holding more than tensors and plain values"
-        ) from err
-    except Exception as err:
-        raise WeightsError(f"{path}: not a readable weights file ({err})") from err
+        payload = load_checked(path, "weights file", legacy_ok=verified)
+    except FileNotFoundError as err:
+        raise WeightsError(f"{path}: weights file not found") from err
+    except ChecksumError as err:
+        raise WeightsError(str(err)) from err
     if not isinstance(payload, dict) or not {"model", "config", "state_dict"} <= set(payload):
         raise WeightsError(
             f"{path}: not a timbrelab weights file (expected the keys model, config and "
@@ -178,7 +166,7 @@ def load(
             f"{path}: checksum mismatch (expected {entry['sha256']}, got {digest}); "
             "the file is corrupt or was replaced"
         )
-    payload = read_weights(path)
+    payload = read_weights(path, verified=True)
     return _build(entry["model"], entry.get("config", {}), payload["state_dict"], path, device)
 
 
