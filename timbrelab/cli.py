@@ -10,18 +10,116 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 
 class CLIError(Exception):
     """A problem the user can fix; printed as one line, never as a traceback."""
 
 
+# --- argument types: each rejects a bad value with one line naming the option --------------
+
+
+def _bounded_float(lo: float, hi: float) -> Callable[[str], float]:
+    """An argparse type: a finite number in ``[lo, hi]``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not (math.isfinite(value) and lo <= value <= hi):
+            raise argparse.ArgumentTypeError(f"must be {lo:g}..{hi:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[lo, hi]``."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be {lo}..{hi}, got {text}")
+        return value
+
+    return parse
+
+
+#: Shortest and longest synthetic piece (``synth``, ``evaluate``): shorter than the shortest
+#: file ``load_audio`` accepts is meaningless, longer is a typo (1e7 s ran without end).
+_MIN_SECONDS, _MAX_SECONDS = 0.1, 600.0
+_seconds = _bounded_float(_MIN_SECONDS, _MAX_SECONDS)
+_seed = _bounded_int(0, 2**63 - 1)
+
+
+# --- the output-path policy every command follows ------------------------------------------
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
+    except OSError:
+        return False
+
+
+def _check_output_file(target: Path, inputs: Sequence[Path] = ()) -> None:
+    """Refuse, before any work, an output file that would destroy something or cannot be written.
+
+    Never an input of the same command, never a folder, and its folder must exist and be
+    writable now (so an unwritable output is reported at once, not after the work).
+    """
+    from timbrelab.io import check_writable
+
+    for path in inputs:
+        if _same_file(target, path):
+            raise CLIError(f"{target}: is also an input; refusing to write over it")
+    if target.is_dir():
+        raise CLIError(f"{target}: is a folder, not a file to write")
+    try:
+        check_writable(target.parent)
+    except OSError as err:
+        raise CLIError(f"{target}: cannot write ({err})") from err
+
+
+def _check_suffix(target: Path, formats: Mapping[str, str], chosen: str | None) -> str:
+    """The output format: ``chosen`` (``--format``) or the suffix's; they must agree."""
+    by_suffix = formats.get(target.suffix.lower())
+    if chosen is None:
+        if by_suffix is None:
+            known = ", ".join(sorted(formats))
+            raise CLIError(
+                f"{target}: cannot tell the output format from the suffix "
+                f"{target.suffix!r}; use {known}, or --format"
+            )
+        return by_suffix
+    if by_suffix is not None and by_suffix != chosen:
+        raise CLIError(
+            f"{target}: suffix {target.suffix!r} disagrees with --format {chosen}; "
+            f"name the file .{chosen} or drop --format"
+        )
+    return chosen
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``timbrelab <command>: error: ...``), usage on --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="timbrelab", description="Multi-instrument music transcription, taught."
+    parser = _Parser(
+        prog="timbrelab",
+        description="Multi-instrument music transcription, taught.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     # Each subcommand registers its parser here; see the _add_* functions below.
@@ -34,7 +132,6 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 _SYNTH_MAX_INSTRUMENTS = 8
-_SYNTH_MAX_SECONDS = 600.0
 
 
 def _add_synth(subparsers: argparse._SubParsersAction) -> None:
@@ -46,68 +143,71 @@ def _add_synth(subparsers: argparse._SubParsersAction) -> None:
         "stem) and labels.npz (frame/onset/offset rolls, stem_frame, dominant_source, "
         "programs, sample_rate, hop_length). The same seed gives byte-identical files.",
     )
-    p.add_argument("--instruments", "-k", type=int, default=3, metavar="K",
-                   help=f"number of instruments, 1..{_SYNTH_MAX_INSTRUMENTS} (default 3)")
-    p.add_argument("--seconds", "-s", type=float, default=4.0, metavar="S",
-                   help="length in seconds (default 4)")
-    p.add_argument("--seed", type=int, default=0, metavar="N", help="random seed (default 0)")
-    p.add_argument("--sample-rate", type=int, default=None, metavar="SR",
-                   help="sample rate in Hz (default 22050)")
-    p.add_argument("--hop-length", type=int, default=None, metavar="H",
-                   help="label hop in samples (default 256)")
-    p.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
+    p.add_argument(
+        "--instruments",
+        "-k",
+        type=_bounded_int(1, _SYNTH_MAX_INSTRUMENTS),
+        default=3,
+        metavar="K",
+        help=f"number of instruments, 1..{_SYNTH_MAX_INSTRUMENTS} (default 3)",
+    )
+    p.add_argument(
+        "--seconds",
+        "-s",
+        type=_seconds,
+        default=4.0,
+        metavar="S",
+        help=f"length in seconds, {_MIN_SECONDS:g}..{_MAX_SECONDS:g} (default 4)",
+    )
+    p.add_argument(
+        "--seed", type=_seed, default=0, metavar="N", help="random seed, >= 0 (default 0)"
+    )
+    p.add_argument(
+        "--sample-rate",
+        type=_bounded_int(16000, 96000),
+        default=None,
+        metavar="SR",
+        help="sample rate in Hz, 16000..96000 (default 22050)",
+    )
+    p.add_argument(
+        "--hop-length",
+        type=_bounded_int(1, 96000),
+        default=None,
+        metavar="H",
+        help="label hop in samples (default 256)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace DIR if it is not empty (never a folder holding the working directory)",
+    )
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.set_defaults(run=_run_synth)
 
 
 def _run_synth(args: argparse.Namespace) -> None:
-    import os
-    import shutil
-    import tempfile
-
     from timbrelab.constants import HOP_LENGTH, SAMPLE_RATE
-
-    k, seconds, seed = args.instruments, args.seconds, args.seed
-    sample_rate = SAMPLE_RATE if args.sample_rate is None else args.sample_rate
-    hop_length = HOP_LENGTH if args.hop_length is None else args.hop_length
-    if not 1 <= k <= _SYNTH_MAX_INSTRUMENTS:
-        raise CLIError(f"--instruments must be 1..{_SYNTH_MAX_INSTRUMENTS}, got {k}")
-    if not 0 < seconds <= _SYNTH_MAX_SECONDS:
-        raise CLIError(f"--seconds must be > 0 and <= {_SYNTH_MAX_SECONDS:g}, got {seconds:g}")
-    if seed < 0:
-        raise CLIError(f"--seed must be >= 0, got {seed}")
-    if not 16000 <= sample_rate <= 96000:
-        raise CLIError(f"--sample-rate must be 16000..96000 Hz, got {sample_rate}")
-    if not 1 <= hop_length <= sample_rate:
-        raise CLIError(f"--hop-length must be 1..{sample_rate} samples, got {hop_length}")
-    out = Path(args.output)
-    if out.is_dir() and any(out.iterdir()) and not args.force:
-        raise CLIError(f"{out}: folder exists and is not empty (use --force to replace it)")
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"{out}: exists and is not a folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    except OSError as err:
-        raise CLIError(f"{out}: cannot write there ({err.strerror or err})") from None
-
     from timbrelab.data.gm import class_name
     from timbrelab.data.mixtures import make_mixture, save_mixture
+    from timbrelab.io import atomic_directory
 
+    sample_rate = SAMPLE_RATE if args.sample_rate is None else args.sample_rate
+    hop_length = HOP_LENGTH if args.hop_length is None else args.hop_length
+    if hop_length > sample_rate:
+        raise CLIError(f"--hop-length must be 1..{sample_rate} samples, got {hop_length}")
+    out = Path(args.output)
     try:
-        os.chmod(tmp, 0o755)  # mkdtemp makes it private; the result is an ordinary folder
-        mix = make_mixture(k, seconds, seed=seed, sample_rate=sample_rate)
-        save_mixture(mix, tmp, hop_length)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        with atomic_directory(out, replace=args.force) as tmp:
+            mix = make_mixture(args.instruments, args.seconds, seed=args.seed,
+                               sample_rate=sample_rate)  # fmt: skip
+            save_mixture(mix, tmp, hop_length)
     except OSError as err:
-        raise CLIError(f"{out}: cannot write ({err.strerror or err})") from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if err.strerror:  # the system refused (no such folder, no permission, ...)
+            raise CLIError(f"{out}: cannot write there ({err.strerror})") from None
+        hint = " (use --force to replace it)" if isinstance(err, FileExistsError) else ""
+        raise CLIError(f"{err}{hint if out.is_dir() else ''}") from None
     names = ", ".join(class_name(p) for p in mix.programs)
-    print(f"{out}: {seconds:g} s, {len(mix.notes)} notes, instruments: {names}")
+    print(f"{out}: {args.seconds:g} s, {len(mix.notes)} notes, instruments: {names}")
 
 
 # --- shared by transcribe / evaluate ------------------------------------------------------
@@ -125,14 +225,29 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="a weights file from `timbrelab train` (OUT/weights.pt) instead of shipped weights",
     )
-    p.add_argument("--onset-threshold", type=_probability, default=None, metavar="X")
-    p.add_argument("--frame-threshold", type=_probability, default=None, metavar="Y")
+    p.add_argument(
+        "--onset-threshold",
+        type=_probability,
+        default=None,
+        metavar="X",
+        help="onset probability that starts a note, 0 < X < 1 (default: the decoder's, 0.5)",
+    )
+    p.add_argument(
+        "--frame-threshold",
+        type=_probability,
+        default=None,
+        metavar="Y",
+        help="frame probability that sustains a note, 0 < Y < 1 (default: the decoder's, 0.3)",
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps, ...")
 
 
 def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 < value < 1.0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0.0 < value < 1.0:  # also refuses nan
         raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
     return value
 
@@ -202,23 +317,23 @@ def _add_transcribe(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _transcribe_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
-    """(input, output file) pairs; the output folder is created for several inputs."""
+    """(input, output file) pairs, checked by the output-path policy before any work.
+
+    One input and OUT not a folder: OUT is the file. Otherwise OUT is a folder (created) and
+    input ``a.wav`` gives ``OUT/a.<format>``.
+    """
     from timbrelab.notes import NOTE_FORMATS
 
     out: Path = args.output
-    if len(args.inputs) == 1 and not out.is_dir():
-        if args.format is None and out.suffix.lower() not in NOTE_FORMATS:
-            raise CLIError(
-                f"{out}: cannot tell the output format from the suffix {out.suffix!r}; "
-                "use .mid, .csv or .json, or --format"
-            )
-        if not out.parent.is_dir():
-            raise CLIError(f"{out}: cannot write, folder {out.parent} does not exist")
-        return [(args.inputs[0], out)]
+    inputs: list[Path] = args.inputs
+    if len(inputs) == 1 and not out.is_dir():
+        args.format = _check_suffix(out, NOTE_FORMATS, args.format)
+        _check_output_file(out, inputs)
+        return [(inputs[0], out)]
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out}: exists and is not a folder (several inputs need a folder)")
     suffix = f".{args.format or 'mid'}"
-    targets = [(path, out / f"{path.stem}{suffix}") for path in args.inputs]
+    targets = [(path, out / f"{path.stem}{suffix}") for path in inputs]
     seen: dict[Path, Path] = {}
     for path, target in targets:
         if target in seen:
@@ -228,6 +343,8 @@ def _transcribe_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise CLIError(_os_message(err)) from err
+    for _, target in targets:
+        _check_output_file(target, inputs)
     return targets
 
 
@@ -279,17 +396,38 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "onsets_frames) at a tier; writes checkpoint.pt, metrics.csv/json, loss.png and, at "
         "the end, weights.pt (for `timbrelab transcribe --weights`) to OUT.",
     )
-    p.add_argument("model", metavar="MODEL")
-    p.add_argument("--tier", choices=("quick", "full"), default="quick")
-    p.add_argument("--out", required=True, type=Path, metavar="DIR")
-    p.add_argument("--steps", type=int, default=None, help="override the tier's step count")
-    p.add_argument("--resume", action="store_true", help="continue from DIR/checkpoint.pt")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("model", metavar="MODEL", help="what to train (see the description)")
+    p.add_argument(
+        "--tier",
+        choices=("quick", "full"),
+        default="quick",
+        help="quick: CPU, minutes; full: the paper's scale, one GPU (default quick)",
+    )
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="run folder: checkpoint, logs and weights go here",
+    )
+    p.add_argument(
+        "--steps", type=_bounded_int(1, 10**9), default=None, help="override the tier's step count"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from DIR/checkpoint.pt (a run folder with a checkpoint is "
+        "refused without it)",
+    )
+    p.add_argument(
+        "--seed", type=_seed, default=0, help="seeds weights, data and order (default 0)"
+    )
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps, ...")
     p.set_defaults(run=_run_train)
 
 
 def _run_train(args: argparse.Namespace) -> None:
+    from timbrelab.io import check_writable
     from timbrelab.train import ResumeError, recipe, save_weights
 
     overrides = {"device": str(_device(args.device))}
@@ -299,6 +437,19 @@ def _run_train(args: argparse.Namespace) -> None:
         r = recipe(args.model, args.tier, seed=args.seed, **overrides)
     except ValueError as err:
         raise CLIError(str(err)) from err
+    out: Path = args.out
+    if (out / "checkpoint.pt").exists() and not args.resume:
+        raise CLIError(
+            f"{out}: holds a training run already; pass --resume to continue it, or choose "
+            "another folder"
+        )
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out}: exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
+    except OSError as err:
+        raise CLIError(_os_message(err)) from err
     try:
         history = r.trainer(args.out).fit(resume=args.resume)
     except ResumeError as err:
@@ -323,11 +474,29 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
         description="Transcribe fresh synthetic mixtures (--synthetic N) and/or the Bach10 "
         "pieces (--bach10, found via $TIMBRELAB_BACH10) and print FF/FN/FNO per piece.",
     )
-    p.add_argument("--synthetic", type=int, default=0, metavar="N", help="N synthetic pieces")
-    p.add_argument("--seconds", type=float, default=10.0, help="length of synthetic pieces")
-    p.add_argument("--seed", type=int, default=0, help="seed of the synthetic pieces")
+    p.add_argument(
+        "--synthetic",
+        type=_bounded_int(0, 10_000),
+        default=0,
+        metavar="N",
+        help="N synthetic pieces (default 0)",
+    )
+    p.add_argument(
+        "--seconds",
+        type=_seconds,
+        default=10.0,
+        help=f"length of synthetic pieces, {_MIN_SECONDS:g}..{_MAX_SECONDS:g} s (default 10)",
+    )
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the synthetic pieces (default 0)")
     p.add_argument("--bach10", action="store_true", help="score the Bach10 pieces")
-    p.add_argument("-o", "--output", type=Path, default=None, help="also write JSON here")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="also write the scores as JSON here",
+    )
     _add_model_options(p)
     p.set_defaults(run=_run_evaluate)
 
@@ -336,10 +505,11 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     from timbrelab.inference import evaluate_bach10, evaluate_synthetic
     from timbrelab.io import atomic_output
 
-    if args.synthetic < 0 or args.seconds <= 0:
-        raise CLIError("--synthetic must be >= 0 and --seconds > 0")
     if not args.synthetic and not args.bach10:
         raise CLIError("nothing to evaluate: give --synthetic N and/or --bach10")
+    if args.output is not None:
+        _check_suffix(args.output, {".json": "json"}, None)
+        _check_output_file(args.output)
     model = _load_model(args)
     decode = _decode_options(args)
     rows = []
@@ -380,7 +550,10 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the process exit code."""
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help, or a bad argument (already reported in one line)
+        return int(done.code or 0)
     try:
         args.run(args)
     except CLIError as error:
