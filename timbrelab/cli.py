@@ -39,16 +39,17 @@ def _bounded_float(lo: float, hi: float) -> Callable[[str], float]:
     return parse
 
 
-def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
-    """An argparse type: an integer in ``[lo, hi]``."""
+def _bounded_int(lo: int, hi: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in ``[lo, hi]`` (no upper bound when ``hi`` is None)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-        if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be {lo}..{hi}, got {text}")
+        if value < lo or (hi is not None and value > hi):
+            bounds = f">= {lo}" if hi is None else f"{lo}..{hi}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
         return value
 
     return parse
@@ -58,7 +59,7 @@ def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
 #: file ``load_audio`` accepts is meaningless, longer is a typo (1e7 s ran without end).
 _MIN_SECONDS, _MAX_SECONDS = 0.1, 600.0
 _seconds = _bounded_float(_MIN_SECONDS, _MAX_SECONDS)
-_seed = _bounded_int(0, 2**63 - 1)
+_seed = _bounded_int(0)
 
 
 # --- the output-path policy every command follows ------------------------------------------

@@ -20,7 +20,6 @@ import contextlib
 import hashlib
 import io
 import os
-import pickle
 import re
 import secrets
 import shutil
@@ -256,8 +255,9 @@ def save_checked(obj: object, path: str | os.PathLike) -> str:
     """``torch.save`` ``obj`` to ``path`` atomically, wrapped with the SHA-256 of its bytes.
 
     The file holds ``{"format": CHECKED_FORMAT, "sha256": digest, "payload": bytes}`` where
-    ``payload`` is ``torch.save(obj)``; the same ``obj`` always gives the same file (saving
-    straight to the temporary file would record its random name inside the archive).
+    ``payload`` is ``torch.save(obj)`` as a uint8 tensor (so a damaged byte reaches the
+    checksum instead of stopping the zip reader); the same ``obj`` always gives the same file
+    (saving straight to the temporary file would record its random name inside the archive).
 
     Returns
     -------
@@ -273,7 +273,8 @@ def save_checked(obj: object, path: str | os.PathLike) -> str:
     data = payload.getvalue()
     digest = hashlib.sha256(data).hexdigest()
     wrapped = io.BytesIO()
-    torch.save({"format": CHECKED_FORMAT, "sha256": digest, "payload": data}, wrapped)
+    payload_tensor = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    torch.save({"format": CHECKED_FORMAT, "sha256": digest, "payload": payload_tensor}, wrapped)
     with atomic_output(path) as tmp:
         tmp.write_bytes(wrapped.getvalue())
     return digest
@@ -284,13 +285,13 @@ def _torch_load(source, path: Path, what: str):
 
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        # torch's own message runs to several paragraphs; the gist fits one line
+    except Exception as err:
+        # garbage makes torch's reader raise almost anything, and a file holding code gets
+        # several paragraphs about weights_only: the gist fits one line
         raise ChecksumError(
-            f"{path}: not a {what}, or one holding more than tensors and plain values"
+            f"{path}: not a readable {what} (corrupt, another format, or holding more than "
+            "tensors and plain values)"
         ) from err
-    except Exception as err:  # garbage bytes make torch's reader raise almost anything
-        raise ChecksumError(f"{path}: not a readable {what} (corrupt or another format)") from err
 
 
 def load_checked(
@@ -330,8 +331,9 @@ def load_checked(
             f"{path}: not a {what} written by timbrelab (it has no checksum inside: "
             "an older timbrelab or another program wrote it)"
         )
-    data = outer.get("payload")
-    if not isinstance(data, bytes) or hashlib.sha256(data).hexdigest() != outer.get("sha256"):
+    payload = outer.get("payload")
+    data = payload.numpy().tobytes() if hasattr(payload, "numpy") else b""
+    if hashlib.sha256(data).hexdigest() != outer.get("sha256"):
         raise ChecksumError(
             f"{path}: checksum mismatch, the {what} was corrupted or changed after it was written"
         )
