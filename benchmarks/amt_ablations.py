@@ -2,7 +2,7 @@
 
 Every variant trains with the same seed, the same synthetic training data and the same number
 of steps, then transcribes the same synthetic test set, which is scored with Li & Zhu's three
-timbre-agnostic metrics (:func:`timbrelab.inference.transcription_scores`): frame F1 on a
+timbre-agnostic metrics (:func:`timbrelab.evaluation.transcription_scores`): frame F1 on a
 10 ms grid (FF), note F1 (FN, onsets within 50 ms) and note-with-offset F1 (FNO). Variants:
 
 - ``ours``: ``build_model("amt")`` with focal loss (the paper's model), also with a second
@@ -16,7 +16,7 @@ timbre-agnostic metrics (:func:`timbrelab.inference.transcription_scores`): fram
 The harmonic CQT has no parameters and is the same for every variant, so it is computed once
 for all training and test clips (``model.forward_features`` takes it), and training runs on
 non-overlapping crops of it: the budget goes to the networks. Training uses
-:class:`timbrelab.train.Trainer`, decoding :func:`timbrelab.decode.posteriorgram_to_notes`
+:class:`timbrelab.training.Trainer`, decoding :func:`timbrelab.decode.posteriorgram_to_notes`
 at its default thresholds.
 
     nice -n 10 .venv/bin/python benchmarks/amt_ablations.py --steps 40
@@ -50,10 +50,11 @@ from torch.utils.data import Dataset
 from timbrelab.constants import FRAME_RATE
 from timbrelab.data import SyntheticMixtures
 from timbrelab.decode import posteriorgram_to_notes
-from timbrelab.inference import transcription_scores
+from timbrelab.evaluation import transcription_scores
 from timbrelab.losses import FOCAL_DEFAULTS, transcription_loss
 from timbrelab.models import build_model, count_parameters
-from timbrelab.train import TrainConfig, Trainer, seed_everything
+from timbrelab.runtime import seed_everything
+from timbrelab.training import TrainConfig, Trainer
 
 RESULTS = Path(__file__).resolve().parent / "results"
 #: name -> (registry model, loss kind, loss parameters); the alpha sweep is added from --alphas.
@@ -344,7 +345,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "test_data": f"SyntheticMixtures({args.test_items}, seconds={args.clip_seconds}, "
             f"instruments=(1, 4), seed={args.test_seed})",
             "decoder": "timbrelab.decode.posteriorgram_to_notes (defaults: onset 0.5, frame 0.3)",
-            "metrics": "timbrelab.inference.transcription_scores, mean over test clips: FF "
+            "metrics": "timbrelab.evaluation.transcription_scores, mean over test clips: FF "
             "(frame F1, 10 ms grid), FN (note F1, 50 ms onsets), FNO (note F1 with offsets); "
             "frame_AP: average precision of the frame posteriorgram (threshold-free)",
             "focal_defaults": FOCAL_DEFAULTS,

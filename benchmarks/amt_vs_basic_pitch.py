@@ -11,8 +11,8 @@ Scores, as fractions (printed as %):
 
 - synthetic: FF, frame F1 of the decoded notes on a 10 ms grid; FN, note F1 (onset within
   50 ms, pitch within 50 cents); FNO, note F1 with offsets (``offset_ratio=0.2``)
-  (``timbrelab.inference.transcription_scores``); mean over items;
-- Bach10: FF, FN and FNO as in the data's README (``timbrelab.metrics.bach10_scores``); mean
+  (``timbrelab.evaluation.transcription_scores``); mean over items;
+- Bach10: FF, FN and FNO as in the data's README (``timbrelab.data.bach10.bach10_scores``); mean
   over pieces.
 
 Speed: each model is loaded once (load time reported apart) and warmed up on one file; then
@@ -32,7 +32,7 @@ clip (interpreter start, imports, model load), divided by the audio seconds beyo
     python benchmarks/amt_vs_basic_pitch.py [--weights PATH] [--n-items 20] [--seconds 10]
         [--seed 3000] [--bach10 | --no-bach10] [--cli | --no-cli] [--threads N] [--out PATH]
 
-``--weights`` takes a weights file (``timbrelab train`` / ``timbrelab.train.save_weights``) or a
+``--weights`` takes a weights file (``timbrelab train`` / ``timbrelab.training.save_weights``) or a
 training checkpoint (``checkpoint.pt``); the default is the shipped ``amt`` weights. Results
 go to ``benchmarks/results/amt_vs_basic_pitch.json``. Needs ``benchmarks/requirements.txt``
 and ``basic-pitch`` (installed with ``--no-deps``).
@@ -234,7 +234,7 @@ def synthetic_pieces(folder: Path, n_items: int, seconds: float, seed: int) -> l
     Chapter: book/02_focal_loss_amt.md
     """
     from timbrelab.data import SyntheticMixtures
-    from timbrelab.inference import transcription_scores
+    from timbrelab.evaluation import transcription_scores
 
     data = SyntheticMixtures(n_items, seconds=seconds, instruments=(1, 4), seed=seed)
     pieces = []
@@ -350,7 +350,7 @@ def cli_speed(
 
     Chapter: book/02_focal_loss_amt.md
     """
-    from timbrelab.train import save_weights
+    from timbrelab.training import save_weights
 
     model_args = ["--device", "cpu"]
     if weights is not None:

@@ -17,7 +17,7 @@ from timbrelab.audio import write_wav
 from timbrelab.constants import SAMPLE_RATE
 from timbrelab.models import build_model
 from timbrelab.notes import Note
-from timbrelab.train import save_weights
+from timbrelab.training import save_weights
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "amt_vs_basic_pitch.py"
 

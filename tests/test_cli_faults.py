@@ -21,7 +21,7 @@ import pytest
 import soundfile
 import torch
 
-from timbrelab import train
+from timbrelab import training
 from timbrelab.audio import write_wav
 from timbrelab.cli import main
 from timbrelab.io import save_checked
@@ -63,7 +63,7 @@ def workspace(tmp_path_factory) -> Path:
     (ws / "existing.mid").write_bytes(b"the user's own MIDI file")
 
     torch.manual_seed(0)
-    train.save_weights(build_model("amt", **TINY), ws / "w.pt")
+    training.save_weights(build_model("amt", **TINY), ws / "w.pt")
     (ws / "empty.pt").write_bytes(b"")
     (ws / "text.pt").write_text("e" * 200)
     torch.save({"model": "amt", "config": {}, "state_dict": {}}, ws / "unchecked.pt")
@@ -243,7 +243,7 @@ def test_killed_while_writing_then_rerun(tmp_path, argv):
     write_wav(d / "in.wav", 0.3 * np.sin(np.arange(SR) / 5.0), SR)
     write_wav(d / "in2.wav", 0.3 * np.sin(np.arange(SR) / 7.0), SR)
     torch.manual_seed(0)
-    train.save_weights(build_model("amt", **TINY), d / "w.pt")
+    training.save_weights(build_model("amt", **TINY), d / "w.pt")
     (d / "full").mkdir()
     (d / "full" / "old.txt").write_text("replaced by --force")
     args = argv.format(d=d).split()

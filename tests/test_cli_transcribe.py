@@ -9,11 +9,12 @@ import pytest
 import torch
 
 import timbrelab.models
-from timbrelab import pretrained, train
+from timbrelab import pretrained, training
 from timbrelab.audio import write_wav
 from timbrelab.cli import main
 from timbrelab.models import build_model
 from timbrelab.notes import read_notes
+from timbrelab.systems import amt as amt_systems
 
 TINY = dict(early_channels=2, neck_channels=2, onset_channels=1)
 SR = 22050
@@ -23,7 +24,7 @@ SR = 22050
 def files(tmp_path):
     """Tiny random weights and a few audio files (good and bad) in tmp_path."""
     torch.manual_seed(0)
-    train.save_weights(build_model("amt", **TINY), tmp_path / "w.pt")
+    training.save_weights(build_model("amt", **TINY), tmp_path / "w.pt")
     t = np.arange(SR // 2) / SR
     write_wav(tmp_path / "a.wav", 0.5 * np.sin(2 * np.pi * 440 * t), SR)
     write_wav(tmp_path / "b.flac", 0.5 * np.sin(2 * np.pi * 220 * t[: SR // 4]), 44100)
@@ -166,9 +167,9 @@ def test_end_to_end_in_a_subprocess(files):
 
 @pytest.fixture
 def tiny_tier(monkeypatch):
-    tier = train.Tier(train_items=2, val_items=1, seconds=1.0, instruments=(1, 2),
+    tier = amt_systems.Tier(train_items=2, val_items=1, seconds=1.0, instruments=(1, 2),
                       config=dict(steps=2, batch_size=1, progress=False))  # fmt: skip
-    monkeypatch.setitem(train.TIERS, "quick", tier)
+    monkeypatch.setitem(amt_systems.TIERS, "quick", tier)
     # recipes build the default architecture; make it tiny
     monkeypatch.setattr(
         timbrelab.models, "build_model", lambda name, **kw: build_model(name, **{**TINY, **kw})
@@ -188,7 +189,7 @@ def test_train_then_evaluate(tmp_path, capsys, tiny_tier):
     code, _, err = run(capsys, "train", "amt", "--out", out, "--resume", "--steps", "5")
     assert code == 2 and len(err) == 1 and "steps: 2 -> 5" in err[0]
     code, _, err = run(capsys, "train", "nope", "--out", out)
-    assert code == 2 and "unknown model 'nope'" in err[0]
+    assert code == 2 and "unknown system 'nope'" in err[0]
 
     code, stdout, err = run(capsys, "evaluate", "--weights", out / "weights.pt", "--synthetic",
                             "1", "--seconds", "1", "--seed", "4",

@@ -6,9 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
+from timbrelab.data.bach10 import bach10_scores, f0_matrix_to_multipitch
 from timbrelab.metrics import (
-    bach10_scores,
-    f0_matrix_to_multipitch,
     frame_scores,
     midi_to_hz,
     multipitch_scores,

@@ -9,7 +9,7 @@ from timbrelab import pretrained
 from timbrelab.io import load_checked, save_checked
 from timbrelab.models import build_model
 from timbrelab.pretrained import WeightsError, available, load, load_weights, register
-from timbrelab.train import save_weights, write_model_card
+from timbrelab.training import save_weights, write_model_card
 
 TINY = dict(early_channels=2, neck_channels=2, onset_channels=1)
 

@@ -3,7 +3,8 @@
 Every model in the book reads ``(N,)`` float32 audio in ``[-1, 1]`` at a fixed rate (22 050 Hz
 for the CQT models, 16 kHz for the STFT models). :func:`load_audio` gets any readable file
 there and refuses, with a message naming the file, what would only produce garbage later:
-missing, empty, corrupt, non-audio, too short, too long or silent files.
+missing, empty, corrupt, non-audio, too short, too long or silent files. :func:`stream_audio`
+gives the same samples block by block, for recordings too long to hold in memory.
 
 Chapter: book/01_cqt_features.md
 """
@@ -14,6 +15,7 @@ import contextlib
 import math
 import os
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +143,60 @@ def _decode(path: Path) -> tuple[np.ndarray, int]:
             raise AudioError(f"{path}: cannot decode the audio ({sf_error})") from sf_error
 
 
+# --- checks and steps shared by load_audio and stream_audio --------------------------------
+
+
+def _check_header(path: Path, sample_rate: int, max_seconds: float | None) -> AudioInfo:
+    """The checks made before decoding: a valid output rate, a readable file, not too long."""
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
+    info = audio_info(path)
+    if max_seconds is not None and info.duration > max_seconds:
+        raise AudioError(
+            f"{path}: too long ({info.duration:.1f} s; at most {max_seconds:g} s allowed)"
+        )
+    return info
+
+
+def _check_samples(
+    path: Path,
+    duration: float,
+    finite: bool,
+    peak: float,
+    min_seconds: float,
+    allow_silent: bool,
+) -> None:
+    """The checks that need every sample: long enough, no NaN/inf, not silent."""
+    if duration < min_seconds:
+        raise AudioError(f"{path}: too short ({duration:.3f} s; at least {min_seconds:g} s needed)")
+    if not finite:
+        raise AudioError(f"{path}: contains NaN or infinite samples")
+    if peak < SILENCE_PEAK and not allow_silent:
+        raise AudioError(
+            f"{path}: silent (peak amplitude {peak:.1e}); pass allow_silent=True to accept it"
+        )
+
+
+def _to_mono(data: np.ndarray) -> np.ndarray:
+    """``(C, n)`` -> ``(n,)`` float32: the mean of the channels."""
+    return data.mean(axis=0, dtype=np.float32)
+
+
+def _peak(audio: np.ndarray) -> float:
+    """Largest absolute sample (0 for no samples)."""
+    return float(np.max(np.abs(audio))) if audio.size else 0.0
+
+
+def _below_full_scale(audio: np.ndarray, peak: float) -> np.ndarray:
+    """Scale audio whose peak (of the whole file) exceeds 1 to peak 1: clipping would distort it."""
+    return audio / peak if peak > 1.0 else audio
+
+
+def _clip(audio: np.ndarray) -> np.ndarray:
+    """Clip the small overshoot resampling can add; float32."""
+    return np.clip(audio, -1.0, 1.0).astype(np.float32, copy=False)
+
+
 def load_audio(
     path: str | os.PathLike,
     sample_rate: int = SAMPLE_RATE,
@@ -183,30 +239,122 @@ def load_audio(
     Chapter: book/01_cqt_features.md
     """
     path = Path(path)
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
-    info = audio_info(path)
-    if max_seconds is not None and info.duration > max_seconds:
-        raise AudioError(
-            f"{path}: too long ({info.duration:.1f} s; at most {max_seconds:g} s allowed)"
-        )
+    _check_header(path, sample_rate, max_seconds)
     data, rate = _decode(path)
-    duration = data.shape[1] / rate
-    if duration < min_seconds:
-        raise AudioError(f"{path}: too short ({duration:.3f} s; at least {min_seconds:g} s needed)")
-    if not np.isfinite(data).all():
-        raise AudioError(f"{path}: contains NaN or infinite samples")
-    audio = data.mean(axis=0, dtype=np.float32)
-    peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-    if peak < SILENCE_PEAK and not allow_silent:
-        raise AudioError(
-            f"{path}: silent (peak amplitude {peak:.1e}); pass allow_silent=True to accept it"
-        )
-    if peak > 1.0:
-        audio = audio / peak
+    audio = _to_mono(data)
+    peak = _peak(audio)
+    _check_samples(
+        path, data.shape[1] / rate, bool(np.isfinite(data).all()), peak, min_seconds, allow_silent
+    )
+    audio = _below_full_scale(audio, peak)
     if rate != sample_rate:
         audio = _resample(audio, rate, sample_rate)
-    return np.clip(audio, -1.0, 1.0).astype(np.float32, copy=False)
+    return _clip(audio)
+
+
+def _soundfile_blocks(path: Path, block_frames: int) -> Iterator[np.ndarray]:
+    """The file's samples as ``(C, n)`` float32 blocks of ``block_frames`` frames, by libsndfile."""
+    import soundfile
+
+    try:
+        with soundfile.SoundFile(str(path)) as f:
+            for block in f.blocks(block_frames, dtype="float32", always_2d=True):
+                yield block.T
+    except soundfile.SoundFileError as err:
+        raise AudioError(f"{path}: cannot decode the audio ({err})") from err
+
+
+def _resample_blocks(blocks: Iterable[np.ndarray], rate: int, target: int) -> Iterator[np.ndarray]:
+    """Resample a stream of mono blocks with soxr's streaming resampler.
+
+    Concatenated, the output equals :func:`_resample` of the concatenated input, sample for
+    sample: the stream keeps the filter's state (its latency) between blocks, and flushes it
+    at the end.
+    """
+    if rate == target:
+        yield from blocks
+        return
+    import soxr
+
+    stream = soxr.ResampleStream(rate, target, 1, dtype="float32", quality="HQ")
+    for block in blocks:
+        yield stream.resample_chunk(block)
+    yield stream.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def _streamable(path: Path, resampling: bool) -> bool:
+    """Whether :func:`stream_audio` can read ``path`` block by block: libsndfile reads it, and
+    soxr (for its streaming resampler) is installed if the rate changes."""
+    import soundfile
+
+    try:
+        soundfile.info(str(path))
+        if resampling:
+            import soxr  # noqa: F401
+    except Exception:  # libsndfile raises several types; soxr an ImportError
+        return False
+    return True
+
+
+def stream_audio(
+    path: str | os.PathLike,
+    sample_rate: int = SAMPLE_RATE,
+    min_seconds: float = 0.1,
+    allow_silent: bool = False,
+    max_seconds: float | None = None,
+    block_seconds: float = 10.0,
+) -> Iterator[np.ndarray]:
+    """:func:`load_audio` block by block: memory stays bounded however long the file is.
+
+    The file is read twice. A first pass decodes it block by block and keeps three facts:
+    its length, whether all samples are finite, and its peak. That is enough for every check
+    ``load_audio`` makes, so a bad file is refused by this call, before any block is returned;
+    and the peak is what scaling a loud float file needs before its first block. The second
+    pass decodes again, averages the channels, scales, resamples (soxr's streaming resampler,
+    exact) and clips, a block at a time.
+
+    Concatenated, the blocks equal ``load_audio(path, sample_rate, min_seconds, allow_silent,
+    max_seconds)`` sample for sample. A file only ``audioread`` can decode (a format libsndfile
+    does not read), or a rate change without soxr installed, is loaded whole by ``load_audio``
+    and returned as a single block.
+
+    Parameters
+    ----------
+    path, sample_rate, min_seconds, allow_silent, max_seconds
+        As in :func:`load_audio`.
+    block_seconds : float
+        Length of the blocks read from the file, in seconds of the file's own rate.
+
+    Returns
+    -------
+    iterator of (n,) float32
+        Mono blocks in ``[-1, 1]`` at ``sample_rate``, in order; their lengths vary (the
+        resampler's latency makes the first one shorter).
+
+    Raises
+    ------
+    AudioError
+        As :func:`load_audio`, raised by this call rather than while iterating.
+
+    Chapter: book/01_cqt_features.md
+    """
+    path = Path(path)
+    if block_seconds <= 0:
+        raise ValueError(f"block_seconds must be > 0, got {block_seconds}")
+    rate = _check_header(path, sample_rate, max_seconds).sample_rate
+    if not _streamable(path, resampling=rate != sample_rate):
+        return iter([load_audio(path, sample_rate, min_seconds, allow_silent, max_seconds)])
+    block_frames = max(1, round(block_seconds * rate))
+    n_samples, finite, peak = 0, True, 0.0
+    for data in _soundfile_blocks(path, block_frames):
+        n_samples += data.shape[1]
+        finite = finite and bool(np.isfinite(data).all())
+        peak = max(peak, _peak(_to_mono(data)))
+    _check_samples(path, n_samples / rate, finite, peak, min_seconds, allow_silent)
+    mono = (
+        _below_full_scale(_to_mono(data), peak) for data in _soundfile_blocks(path, block_frames)
+    )
+    return (_clip(block) for block in _resample_blocks(mono, rate, sample_rate) if block.size)
 
 
 def write_wav(

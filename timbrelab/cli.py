@@ -1,4 +1,5 @@
-"""The ``timbrelab`` command: ``synth``, ``transcribe``, ``train``, ``evaluate``.
+"""The ``timbrelab`` command: ``synth``, ``transcribe``, ``separate``, ``train``, ``evaluate``,
+``systems``; every model-facing command reaches its system through :mod:`timbrelab.systems`.
 
 Each subcommand is a small function here that calls the package; errors a user can cause
 (bad files, bad arguments, unwritable output) become one line on stderr and exit code 2.
@@ -124,7 +125,14 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
     # Each subcommand registers its parser here; see the _add_* functions below.
-    for add in (_add_synth, _add_transcribe, _add_train, _add_evaluate):
+    for add in (
+        _add_synth,
+        _add_transcribe,
+        _add_separate,
+        _add_train,
+        _add_evaluate,
+        _add_systems,
+    ):
         add(subparsers)
     return parser
 
@@ -218,7 +226,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
         default=None,
-        help="shipped weights to use, by name (default: amt); see timbrelab.pretrained",
+        help="the system to run (default: amt, or the one --weights holds); see "
+        "`timbrelab systems`",
     )
     p.add_argument(
         "--weights",
@@ -262,7 +271,7 @@ def _device(name: str):
     """--device as a torch.device that exists here ("auto" picks CUDA, MPS or CPU)."""
     import torch
 
-    from timbrelab.train import resolve_device
+    from timbrelab.runtime import resolve_device
 
     try:
         device = resolve_device(name)
@@ -274,20 +283,19 @@ def _device(name: str):
     return device
 
 
-def _load_model(args: argparse.Namespace):
-    """The model named by --weights or --model, on --device; errors become CLIError."""
-    from timbrelab import pretrained
+def _load_system(args: argparse.Namespace):
+    """``(system, model)`` named by --model and/or --weights, on --device (or CLIError)."""
+    from timbrelab import pretrained, systems
 
     device = _device(args.device)
     try:
-        if args.weights is None:
-            return pretrained.load(args.model or "amt", device)
-        model = pretrained.load_weights(args.weights, device)
-    except pretrained.WeightsError as err:
+        if args.weights is not None and args.model is None:
+            model = pretrained.load_weights(args.weights, device)
+            return systems.get(model.name), model
+        system = systems.get(args.model or "amt")
+        return system, system.load(device, args.weights)
+    except (ValueError, pretrained.WeightsError) as err:
         raise CLIError(str(err)) from err
-    if args.model is not None and args.model != model.name:
-        raise CLIError(f"{args.weights}: holds a {model.name!r} model, not {args.model!r}")
-    return model
 
 
 def _os_message(err: OSError) -> str:
@@ -349,21 +357,29 @@ def _transcribe_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
     return targets
 
 
-def _run_transcribe(args: argparse.Namespace) -> None:
-    from timbrelab.audio import AudioError, audio_info, load_audio
-    from timbrelab.inference import transcribe
-    from timbrelab.notes import write_notes
+def _for_each_input(
+    command: str,
+    targets: list[tuple[Path, Path]],
+    args: argparse.Namespace,
+    work: Callable[..., str],
+    system_check: Callable[..., None] | None = None,
+) -> None:
+    """Run ``work(system, model, input, target) -> summary`` on every input.
 
-    targets = _transcribe_targets(args)
+    Every input's header is checked before the (slow) model load, so mistakes show at once.
+    With one input a failure is the command's error; with several, each failure is reported
+    on its own line, the other inputs go on, and the command fails at the end.
+    """
+    from timbrelab.audio import AudioError, audio_info
+
     failures = []
 
     def fail(message: str) -> None:
         if len(targets) == 1:
             raise CLIError(message)
-        print(f"timbrelab transcribe: error: {message}", file=sys.stderr)
+        print(f"timbrelab {command}: error: {message}", file=sys.stderr)
         failures.append(message)
 
-    # check every input's header before the (slow) model load, so mistakes show at once
     good = []
     for path, target in targets:
         try:
@@ -371,19 +387,132 @@ def _run_transcribe(args: argparse.Namespace) -> None:
             good.append((path, target))
         except AudioError as err:
             fail(str(err))
-    model = _load_model(args) if good else None
+    system, model = _load_system(args) if good else (None, None)
+    if system_check is not None and system is not None:
+        system_check(system)
     for path, target in good:
         try:
-            notes = transcribe(model, load_audio(path), **_decode_options(args))
-            write_notes(notes, target, format=args.format)
+            summary = work(system, model, path, target)
         except AudioError as err:
             fail(str(err))
         except OSError as err:
             fail(_os_message(err))
         else:
-            print(f"{path} -> {target}: {len(notes)} notes")
+            print(f"{path} -> {target}: {summary}")
     if failures:
         raise CLIError(f"{len(failures)} of {len(targets)} inputs failed")
+
+
+def _run_transcribe(args: argparse.Namespace) -> None:
+    from timbrelab.notes import write_notes
+
+    def transcribe(system, model, path: Path, target: Path) -> str:
+        notes = system.infer_file(model, path, **_decode_options(args)).notes
+        write_notes(notes, target, format=args.format)
+        return f"{len(notes)} notes"
+
+    _for_each_input("transcribe", _transcribe_targets(args), args, transcribe)
+
+
+# --- separate -----------------------------------------------------------------------------
+
+
+def _add_separate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "separate",
+        help="separate audio files into one wav and one MIDI file per instrument",
+        description="Separate each input with a system that separates sources: input a.wav "
+        "gives the folder DIR/a/ holding <k>_<source>.wav and <k>_<source>.mid for every "
+        "source k the system finds.",
+    )
+    p.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="audio file(s)")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
+                   help="output folder (created)")  # fmt: skip
+    p.add_argument("--force", action="store_true",
+                   help="replace DIR/<input name>/ folders that are not empty")  # fmt: skip
+    _add_model_options(p)
+    p.set_defaults(run=_run_separate)
+
+
+def _slug(name: str) -> str:
+    """A file-name-safe lower-case form of a source name ("Violin 1" -> "violin_1")."""
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "source"
+
+
+def _run_separate(args: argparse.Namespace) -> None:
+    from timbrelab import systems
+    from timbrelab.audio import write_wav
+    from timbrelab.io import atomic_directory, check_writable
+    from timbrelab.notes import write_notes
+
+    out: Path = args.output
+    inputs: list[Path] = args.inputs
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"{out}: exists and is not a folder")
+    targets = [(path, out / path.stem) for path in inputs]
+    seen: dict[Path, Path] = {}
+    for path, folder in targets:
+        if folder in seen:
+            raise CLIError(f"{path}: would overwrite {folder}, also written for {seen[folder]}")
+        seen[folder] = path
+        if any(_same_file(folder, p) or folder.resolve() in p.resolve().parents for p in inputs):
+            raise CLIError(f"{folder}: holds an input; refusing to write there")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        check_writable(out)
+    except OSError as err:
+        raise CLIError(_os_message(err)) from err
+
+    def must_separate(system) -> None:
+        if not system.separates:
+            able = [n for n in systems.names() if systems.get(n).separates] or ["none yet"]
+            raise CLIError(
+                f"--model {system.name}: does not separate sources (systems that do: "
+                f"{', '.join(able)})"
+            )
+
+    def separate(system, model, path: Path, folder: Path) -> str:
+        output = system.infer_file(model, path, **_decode_options(args))
+        try:
+            with atomic_directory(folder, replace=args.force) as tmp:
+                for k, name in enumerate(output.sources):
+                    stem = f"{k}_{_slug(name)}"
+                    write_wav(tmp / f"{stem}.wav", output.stems[k], output.sample_rate)
+                    write_notes([n for n in output.notes if n.source == k], tmp / f"{stem}.mid")
+        except FileExistsError as err:
+            raise CLIError(f"{err} (use --force to replace it)") from None
+        return f"{len(output.sources)} sources, {len(output.notes)} notes"
+
+    _for_each_input("separate", targets, args, separate, must_separate)
+
+
+# --- systems ------------------------------------------------------------------------------
+
+
+def _add_systems(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "systems",
+        help="list the systems: what each does, its sample rate, whether weights ship",
+        description="List the registered systems (the names --model and `train` take).",
+    )
+    p.set_defaults(run=_run_systems)
+
+
+def _run_systems(args: argparse.Namespace) -> None:
+    from timbrelab import pretrained, systems
+
+    shipped = set(pretrained.available())
+    rows = [
+        (s.name, "/".join(s.tasks), f"{s.sample_rate} Hz",
+         "shipped" if s.pretrained in shipped else "-", s.description)
+        for s in map(systems.get, systems.names())
+    ]  # fmt: skip
+    header = ("system", "does", "rate", "weights", "")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print(
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[4]
+        )
 
 
 # --- train --------------------------------------------------------------------------------
@@ -428,14 +557,15 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> None:
+    from timbrelab import systems
     from timbrelab.io import check_writable
-    from timbrelab.train import ResumeError, recipe, save_weights
+    from timbrelab.training import ResumeError, distributed, save_weights
 
     overrides = {"device": str(_device(args.device))}
     if args.steps is not None:
         overrides["steps"] = args.steps
     try:
-        r = recipe(args.model, args.tier, seed=args.seed, **overrides)
+        r = systems.get(args.model).recipe(args.tier, seed=args.seed, **overrides)
     except ValueError as err:
         raise CLIError(str(err)) from err
     out: Path = args.out
@@ -451,12 +581,18 @@ def _run_train(args: argparse.Namespace) -> None:
         check_writable(out)
     except OSError as err:
         raise CLIError(_os_message(err)) from err
+    distributed.init_from_environment()  # under torchrun: one process of several
     try:
         history = r.trainer(args.out).fit(resume=args.resume)
     except ResumeError as err:
         raise CLIError(str(err)) from err
     except OSError as err:
         raise CLIError(_os_message(err)) from err
+    finally:
+        rank = distributed.rank_and_world()[0]
+        distributed.shutdown()
+    if rank > 0:
+        return
     weights = args.out / "weights.pt"
     save_weights(r.model, weights)
     last = history[-1] if history else {}
@@ -503,7 +639,7 @@ def _add_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
-    from timbrelab.inference import evaluate_bach10, evaluate_synthetic
+    from timbrelab.evaluation import evaluate_bach10, evaluate_synthetic
     from timbrelab.io import atomic_output
 
     if not args.synthetic and not args.bach10:
@@ -511,28 +647,31 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     if args.output is not None:
         _check_suffix(args.output, {".json": "json"}, None)
         _check_output_file(args.output)
-    model = _load_model(args)
+    system, model = _load_system(args)
     decode = _decode_options(args)
     rows = []
     if args.synthetic:
-        rows += evaluate_synthetic(model, args.synthetic, args.seconds, args.seed, **decode)
+        rows += evaluate_synthetic(system, model, args.synthetic, args.seconds, args.seed, **decode)
     if args.bach10:
         try:
-            pieces = evaluate_bach10(model, **decode)
+            pieces = evaluate_bach10(system, model, **decode)
         except FileNotFoundError as err:
             raise CLIError(str(err)) from err
         if not pieces:
             raise CLIError("no Bach10 pieces found (set $TIMBRELAB_BACH10 to their folder)")
         rows += pieces
-    mean = {key: sum(row[key] for row in rows) / len(rows) for key in ("FF", "FN", "FNO")}
+    # the scores each row holds: FF, FN, FNO, and per-source ones for separating systems
+    keys = [key for key in rows[0] if key not in ("piece", "instruments")]
+    mean = {key: sum(row[key] for row in rows) / len(rows) for key in keys}
     width = max(len("piece"), *(len(row["piece"]) for row in rows))
-    print(f"{'piece':<{width}}  K     FF     FN    FNO  (%)")
+    columns = {key: max(7, len(key) + 2) for key in keys}
+    print(f"{'piece':<{width}}  K" + "".join(f"{k:>{w}}" for k, w in columns.items()) + "  (%)")
     for row in [*rows, {"piece": "mean", "instruments": "", **mean}]:
-        scores = "".join(f"{100 * row[key]:7.1f}" for key in ("FF", "FN", "FNO"))
+        scores = "".join(f"{100 * row[k]:{w}.1f}" for k, w in columns.items())
         print(f"{row['piece']:<{width}} {row['instruments']!s:>2}{scores}")
     if args.output is not None:
         report = {
-            "model": model.name,
+            "model": system.name,
             "weights": None if args.weights is None else str(args.weights),
             "decode": decode,
             "pieces": rows,

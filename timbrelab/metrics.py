@@ -7,7 +7,6 @@ All scores are fractions in ``[0, 1]`` (multiply by 100 only when printing); SDR
   (onset, pitch and offset);
 - per instrument: :func:`separated_note_scores` (best assignment of estimated sources);
 - separation: :func:`sdr` (plain or scale-invariant);
-- the Bach10 scoring of the project's figures: :func:`bach10_scores`.
 
 Chapter: book/02_focal_loss_amt.md
 """
@@ -333,69 +332,3 @@ def sdr(
     with np.errstate(divide="ignore"):
         result = 10 * np.log10(energy / error)
     return float(result) if result.ndim == 0 else result
-
-
-def f0_matrix_to_multipitch(f0_midi: np.ndarray) -> list[np.ndarray]:
-    """Turn a ``(K, F)`` matrix of fractional MIDI pitches (0 = silent) into frequency lists.
-
-    Returns
-    -------
-    list of F arrays
-        The active parts' frequencies (Hz) per frame.
-
-    Chapter: book/02_focal_loss_amt.md
-    """
-    f0_midi = np.asarray(f0_midi, np.float64)
-    if f0_midi.ndim != 2:
-        raise ValueError(f"f0_midi must be (parts, frames), got shape {f0_midi.shape}")
-    return [midi_to_hz(column[column > 0]) for column in f0_midi.T]
-
-
-def bach10_scores(
-    ref_notes: Sequence[Note],
-    ref_f0_times: np.ndarray,
-    ref_f0_midi: np.ndarray,
-    est_notes: Iterable[Note],
-) -> dict[str, float]:
-    """Score a transcription of a Bach10 piece the way the project's quoted figures are scored.
-
-    - FF: the estimated notes rendered onto the ``GTF0s`` frame centres (a note covers the
-      frames whose centre lies in ``[onset, offset)``), against the ``GTF0s`` pitches, by
-      ``mir_eval.multipitch.evaluate``; F1 from its precision and recall.
-    - FN: note F1, onset tolerance 50 ms, ``offset_ratio=None``.
-    - FNO: the same with ``offset_ratio=0.2``.
-
-    ``timbrelab.data.bach10.load_piece`` gives all three references (``piece.notes``,
-    ``piece.f0_times``, ``piece.f0_midi``). Average the scores over pieces yourself.
-
-    Parameters
-    ----------
-    ref_notes : sequence of Note
-        Reference notes from ``GTNotes``.
-    ref_f0_times : (F,) float array
-        ``GTF0s`` frame centres in seconds.
-    ref_f0_midi : (4, F) float array
-        ``GTF0s``: fractional MIDI pitch per part and frame, 0 = silent.
-    est_notes : iterable of Note
-
-    Returns
-    -------
-    dict
-        ``FF``, ``FN``, ``FNO`` as fractions in ``[0, 1]``.
-
-    Chapter: book/02_focal_loss_amt.md
-    """
-    est_notes = list(est_notes)
-    times = np.asarray(ref_f0_times, np.float64)
-    if np.shape(ref_f0_midi)[-1] != len(times):
-        raise ValueError(
-            f"ref_f0_midi has {np.shape(ref_f0_midi)[-1]} frames but ref_f0_times has {len(times)}"
-        )
-    frame = multipitch_scores(
-        times, f0_matrix_to_multipitch(ref_f0_midi), times, notes_to_multipitch(est_notes, times)
-    )
-    return {
-        "FF": frame["f1"],
-        "FN": note_scores(ref_notes, est_notes)["f1"],
-        "FNO": note_with_offset_scores(ref_notes, est_notes)["f1"],
-    }

@@ -52,7 +52,7 @@ def available(registry: str | os.PathLike | None = None) -> list[str]:
 
 
 def read_weights(path: str | os.PathLike, verified: bool = False) -> dict:
-    """The payload of a :func:`timbrelab.train.save_weights` file: ``model``, ``config``,
+    """The payload of a :func:`timbrelab.training.save_weights` file: ``model``, ``config``,
     ``state_dict``, after checking the SHA-256 written inside it.
 
     Parameters
@@ -79,16 +79,16 @@ def read_weights(path: str | os.PathLike, verified: bool = False) -> dict:
     if not isinstance(payload, dict) or not {"model", "config", "state_dict"} <= set(payload):
         raise WeightsError(
             f"{path}: not a timbrelab weights file (expected the keys model, config and "
-            "state_dict written by timbrelab.train.save_weights)"
+            "state_dict written by timbrelab.training.save_weights)"
         )
     return payload
 
 
 def _build(model_name: str, config: dict, state_dict: dict, path: Path, device) -> nn.Module:
-    from timbrelab.models import build_model
+    from timbrelab import systems
 
     try:
-        model = build_model(model_name, **config)
+        model = systems.get(model_name).build_model(**config)
         model.load_state_dict(state_dict)
     except (ValueError, RuntimeError) as err:
         raise WeightsError(f"{path}: weights do not fit model {model_name!r} ({err})") from err
@@ -96,7 +96,7 @@ def _build(model_name: str, config: dict, state_dict: dict, path: Path, device) 
 
 
 def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild a model from a weights file written by :func:`timbrelab.train.save_weights`.
+    """Rebuild a model from a weights file written by :func:`timbrelab.training.save_weights`.
 
     Parameters
     ----------
@@ -139,7 +139,7 @@ def load(
     Returns
     -------
     nn.Module
-        The model (``build_model(entry["model"], **entry["config"])``) in eval mode.
+        The model (``systems.get(entry["model"]).build_model(**entry["config"])``) in eval mode.
 
     Raises
     ------

@@ -1,0 +1,140 @@
+"""What every system declares, and what its inference returns.
+
+A *system* is everything the rest of the package needs to know about one way of transcribing
+(or separating) music: its model(s), its training recipe at each tier, the audio it expects and
+what it produces. The command line, evaluation, the benchmarks and the chapters only talk to
+systems through this interface and the registry (:mod:`timbrelab.systems`).
+
+Chapter: book/02_focal_loss_amt.md
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+from timbrelab.notes import Note
+from timbrelab.training import Recipe
+
+#: What a system can do; ``timbrelab systems`` prints it.
+TASKS = ("transcribe", "separate", "reconstruct")
+
+
+@dataclass
+class SystemOutput:
+    """What a system made of one recording.
+
+    Attributes
+    ----------
+    notes : list of Note
+        Sorted; ``source`` set when the system separates instruments.
+    sources : list of str
+        Name of each source index (``notes[i].source``, ``stems`` rows); empty when the
+        system does not separate.
+    stems : (S, N) float32 array or None
+        Separated audio per source, at ``sample_rate``.
+    reconstruction : (N,) float32 array or None
+        The input as the system resynthesises it (autoencoders).
+    sample_rate : int
+        Rate of ``stems`` and ``reconstruction``.
+    """
+
+    notes: list[Note]
+    sources: list[str] = field(default_factory=list)
+    stems: np.ndarray | None = None
+    reconstruction: np.ndarray | None = None
+    sample_rate: int = 0
+
+
+class System:
+    """Base class of a system; one subclass instance per registered name.
+
+    Subclasses set the class attributes and implement :meth:`build_model`, :meth:`recipe` and
+    :meth:`infer`; the rest (loading weights, reading files at the right rate) is shared.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``timbrelab transcribe --model NAME``).
+    description : str
+        One line for ``timbrelab systems``.
+    chapter : str
+        The chapter that teaches it.
+    sample_rate, hop_length : int
+        The audio rate the model reads and its frame hop.
+    tasks : tuple of str
+        A subset of :data:`TASKS`.
+    pretrained : str or None
+        Name of shipped weights in :mod:`timbrelab.pretrained`, if any.
+
+    Chapter: book/02_focal_loss_amt.md
+    """
+
+    name: str = ""
+    description: str = ""
+    chapter: str = ""
+    sample_rate: int = 22050
+    hop_length: int = 256
+    tasks: tuple[str, ...] = ("transcribe",)
+    pretrained: str | None = None
+
+    def build_model(self, **config: object) -> nn.Module:
+        """A fresh model; ``config`` overrides its defaults. It has ``.name`` (this system's
+        name) and a dataclass ``.config`` that rebuilds it."""
+        raise NotImplementedError
+
+    def recipe(self, tier: str = "quick", seed: int = 0, **overrides: object) -> Recipe:
+        """Model, loss, data, metrics and training config at a tier (``"quick"``/``"full"``);
+        ``overrides`` are :class:`~timbrelab.training.TrainConfig` fields."""
+        raise NotImplementedError
+
+    def infer(self, model: nn.Module, audio: np.ndarray, **options: object) -> SystemOutput:
+        """Run on mono float32 ``audio`` ``(N,)`` at :attr:`sample_rate`."""
+        raise NotImplementedError
+
+    def infer_file(
+        self, model: nn.Module, path: str | os.PathLike, **options: object
+    ) -> SystemOutput:
+        """Run on an audio file of any format, rate and channel count.
+
+        Raises
+        ------
+        timbrelab.audio.AudioError
+            A file that cannot be used; the message names it.
+        """
+        from timbrelab.audio import load_audio
+
+        return self.infer(model, load_audio(Path(path), self.sample_rate), **options)
+
+    def load(self, device: str = "cpu", weights: str | os.PathLike | None = None) -> nn.Module:
+        """The model with shipped weights, or those of a ``weights.pt`` file, in eval mode.
+
+        Raises
+        ------
+        timbrelab.pretrained.WeightsError
+            No shipped weights, or a file that is missing, damaged or of another system.
+        """
+        from timbrelab import pretrained
+
+        if weights is None:
+            if self.pretrained is None:
+                raise pretrained.WeightsError(
+                    f"system {self.name!r} ships no weights; train it with `timbrelab train "
+                    f"{self.name}` and pass --weights RUN/weights.pt"
+                )
+            return pretrained.load(self.pretrained, device)
+        model = pretrained.load_weights(weights, device)
+        if model.name != self.name:
+            raise pretrained.WeightsError(
+                f"{weights}: holds a {model.name!r} model, not {self.name!r}"
+            )
+        return model
+
+    @property
+    def separates(self) -> bool:
+        """Whether :meth:`infer` fills ``sources`` and ``stems``."""
+        return "separate" in self.tasks
