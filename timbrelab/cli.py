@@ -581,7 +581,7 @@ def _run_train(args: argparse.Namespace) -> None:
         check_writable(out)
     except OSError as err:
         raise CLIError(_os_message(err)) from err
-    distributed.init_from_environment()  # under torchrun: one process of several
+    distributed.init_from_environment(overrides["device"])  # under torchrun: one of several
     try:
         history = r.trainer(args.out).fit(resume=args.resume)
     except ResumeError as err:

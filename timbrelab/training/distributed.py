@@ -17,16 +17,25 @@ import torch.distributed as dist
 from torch import nn
 
 
-def init_from_environment() -> bool:
+def init_from_environment(device: str | torch.device = "auto") -> bool:
     """Join the process group torchrun describes in the environment; True when distributed.
+
+    The backend follows the training device: NCCL for CUDA (each process on its own GPU,
+    ``LOCAL_RANK``, which NCCL's collectives use as the current device), gloo otherwise.
 
     Chapter: book/02_focal_loss_amt.md
     """
+    from timbrelab.runtime import resolve_device
+
     if dist.is_available() and dist.is_initialized():
         return True
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if resolve_device(device).type == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl")
+    else:
+        dist.init_process_group("gloo")
     return True
 
 
@@ -86,6 +95,20 @@ def from_main(value: object) -> object:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def mean_over_ranks(values: dict[str, float]) -> dict[str, float]:
+    """Each value averaged over the ranks (the same keys on every rank); as is on one process.
+
+    Chapter: book/02_focal_loss_amt.md
+    """
+    if rank_and_world()[1] == 1 or not values:
+        return values
+    keys = sorted(values)
+    device = torch.device("cuda") if dist.get_backend() == "nccl" else torch.device("cpu")
+    total = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return dict(zip(keys, (total / rank_and_world()[1]).tolist(), strict=True))
 
 
 def barrier() -> None:

@@ -650,6 +650,8 @@ class Trainer:
 
     def _log(self) -> None:
         """Evaluate (rank 0), append a history row, feed the schedule and keep the best."""
+        # each rank saw its share of every global batch: log the mean over ranks
+        train_means = distributed.mean_over_ranks(self.train_means.means("train_"))
         row = {}
         if self.is_main:
             row = {
@@ -657,7 +659,7 @@ class Trainer:
                 "epoch": self.step / self.steps_per_epoch,
                 "lr": self.base_lrs[0] * self.schedule.factor(self.step),
                 "seconds": self.seconds,
-                **self.train_means.means("train_"),
+                **train_means,
                 **self.evaluate(),
             }
         row = distributed.from_main(row)  # every rank takes the same schedule decisions
