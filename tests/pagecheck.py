@@ -68,12 +68,29 @@ for (const line of text.split("\n")) {
   if (/^\s*(```|:::)\s*\{/.test(line) || /^\s*\{(note|warning|admonition|figure)\}/.test(line))
     result.fences.push(line.trim());
 }
+// Characters that fit a visible code column: hidden blocks (collapsed solutions) are measured
+// against it, since a reader who opens them sees them at that width.
+const probe = Array.from(main.querySelectorAll("pre")).find((p) => p.offsetParent !== null);
+let capacity = Infinity;
+if (probe) {
+  const span = document.createElement("span");
+  span.textContent = "x".repeat(100);
+  probe.appendChild(span);
+  const charWidth = span.getBoundingClientRect().width / 100;
+  span.remove();
+  const style = getComputedStyle(probe);
+  const inner = probe.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  capacity = Math.floor(inner / charWidth);
+}
 for (const pre of main.querySelectorAll("pre")) {
-  if (pre.scrollWidth > pre.clientWidth + 1) {
-    const lines = pre.innerText.split("\n");
-    const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
+  const wraps = !getComputedStyle(pre).whiteSpace.startsWith("pre") ||
+                getComputedStyle(pre).whiteSpace === "pre-wrap";
+  if (wraps) continue;
+  const lines = pre.textContent.split("\n");
+  const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), "");
+  const visible = pre.offsetParent !== null;
+  if (visible ? pre.scrollWidth > pre.clientWidth + 1 : longest.length > capacity)
     result.clipped.push(longest.trim().slice(0, 100));
-  }
 }
 for (const img of main.querySelectorAll("img")) {
   if (!img.complete || img.naturalWidth === 0) result.images.push(img.getAttribute("src"));

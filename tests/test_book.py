@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import jupytext
@@ -41,3 +42,42 @@ def test_chapter_states_its_runtime_and_imports_timbrelab(chapter: Path) -> None
     text = chapter.read_text()
     assert "import timbrelab" in text or "from timbrelab" in text
     assert "untime" in text, f"{chapter.name} should state its runtime at the end"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_no_real_recording_is_played(chapter: Path) -> None:
+    """The Bach10 recordings are for development only: a chapter may score them and plot
+    them, never embed their audio (a ``Bach10Piece`` holds it as ``.mix`` / ``.stems``;
+    synthetic mixtures hold ``.audio``)."""
+    for cell in jupytext.read(chapter).cells:
+        for line in cell.source.splitlines():
+            if "audio_player(" in line:
+                assert ".mix" not in line, f"{chapter.name}: plays a recording: {line.strip()}"
+
+
+def _make_book_command() -> list[str]:
+    """The build command of the Makefile's `book` target, with its binary resolved."""
+    lines = (ROOT / "Makefile").read_text().splitlines()
+    recipe = lines[lines.index("book: setup") + 1].strip()
+    return recipe.replace("$(BIN)/", str(ROOT / ".venv" / "bin") + "/").split()
+
+
+@pytest.mark.slow
+def test_make_book_re_executes_when_only_the_package_changed(tmp_path: Path) -> None:
+    """A page whose source is unchanged shows the new output of changed package code."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    mini = {"title": "probe", "execute": config["execute"], "only_build_toc_files": True}
+    (tmp_path / "_config.yml").write_text(yaml.safe_dump(mini))
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: page\n")
+    (tmp_path / "page.md").write_text(
+        "---\njupytext:\n  text_representation:\n    format_name: myst\n"
+        "kernelspec:\n  name: python3\n  display_name: Python 3\n---\n\n# Probe\n\n"
+        "```{code-cell} ipython3\nimport probe\n\nprint(probe.VALUE)\n```\n"
+    )
+    command = _make_book_command()
+    if not Path(command[0]).exists():
+        pytest.skip(f"{command[0]} not installed (run `make setup`)")
+    for value in ("first-version", "second-version"):
+        (tmp_path / "probe.py").write_text(f"VALUE = {value!r}\n")
+        subprocess.run(command, cwd=tmp_path, check=True, capture_output=True)
+        assert value in (tmp_path / "_build" / "html" / "page.html").read_text()
