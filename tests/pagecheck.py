@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 WINDOW_WIDTH = 1280
+#: A figure shown narrower than this fraction of its pixels has text too small to read (a
+#: 10 pt matplotlib label at 100 dpi falls under 8 px).
+MIN_SCALE = 0.6
 #: Peak sample amplitude under which an audio player counts as silent.
 SILENT_PEAK = 1e-4
 CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
@@ -60,9 +63,11 @@ def _driver(user_data: str):
 # What the page shows, measured in the browser. Returns plain data for Python to judge.
 _MEASURE = r"""
 const done = arguments[arguments.length - 1];
-const main = document.querySelector("main") || document.body;
-const text = main.innerText;
-const result = {rawTables: [], fences: [], clipped: [], images: [], outputs: [], audio: []};
+const main = document.querySelector("main") || document.body || document.documentElement;
+const text = main.innerText || "";
+const MIN_SCALE = arguments[0];
+const result = {rawTables: [], fences: [], clipped: [], images: [], shrunk: [], reprs: [],
+                outputs: [], audio: []};
 for (const line of text.split("\n")) {
   if (/^\s*\|.*\|\s*$/.test(line) && /\|\s*:?-{3,}/.test(line)) result.rawTables.push(line.trim());
   if (/^\s*(```|:::)\s*\{/.test(line) || /^\s*\{(note|warning|admonition|figure)\}/.test(line))
@@ -93,7 +98,14 @@ for (const pre of main.querySelectorAll("pre")) {
     result.clipped.push(longest.trim().slice(0, 100));
 }
 for (const img of main.querySelectorAll("img")) {
-  if (!img.complete || img.naturalWidth === 0) result.images.push(img.getAttribute("src"));
+  const src = (img.getAttribute("src") || "").slice(0, 80);
+  if (!img.complete || img.naturalWidth === 0) result.images.push(src);
+  else if (img.clientWidth > 0 && img.clientWidth < MIN_SCALE * img.naturalWidth)
+    result.shrunk.push(`${src} shown at ${img.clientWidth} of ${img.naturalWidth} px`);
+}
+for (const out of main.querySelectorAll(".cell_output")) {
+  const repr = out.innerText.match(/<[\w.]+( object)? at 0x[0-9a-f]+>/);
+  if (repr) result.reprs.push(repr[0]);
 }
 for (const out of main.querySelectorAll(".output.stderr, .output.traceback, .output.error")) {
   result.outputs.push(out.innerText.trim().slice(0, 200));
@@ -182,12 +194,15 @@ def check_site(
             name = str(page.relative_to(site))
             driver.set_window_size(WINDOW_WIDTH, 1000)
             driver.get(page.as_uri())
-            seen = driver.execute_async_script(_MEASURE)
+            seen = driver.execute_async_script(_MEASURE, MIN_SCALE)
             problems += [Problem(name, "raw Markdown table", s) for s in seen["rawTables"]]
             problems += [Problem(name, "unrendered directive", s) for s in seen["fences"]]
             problems += [Problem(name, f"code line clipped at {WINDOW_WIDTH} px", s)
                          for s in seen["clipped"]]  # fmt: skip
             problems += [Problem(name, "image not loaded", str(s)) for s in seen["images"]]
+            problems += [Problem(name, "figure shrunk (labels unreadable)", s)
+                         for s in seen["shrunk"]]  # fmt: skip
+            problems += [Problem(name, "object repr in output", s) for s in seen["reprs"]]
             problems += [Problem(name, "error or warning in output", s) for s in seen["outputs"]]
             for audio in seen["audio"]:
                 if "error" in audio:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import soundfile
@@ -18,6 +19,15 @@ PNG = base64.b64encode(
         "1f15c4890000000d49444154789c6360000002000001e221bc330000000049454e44ae426082"
     )
 ).decode()
+
+
+def _png(width: int, height: int) -> str:
+    buffer = io.BytesIO()
+    plt.imsave(buffer, np.zeros((height, width)), format="png")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+BIG_PNG = _png(400, 20)
 
 
 def _wav(samples: np.ndarray) -> str:
@@ -48,6 +58,9 @@ DEFECTS = {
     "audio does not decode": "<audio controls src='data:audio/wav;base64,AAAA'></audio>",
     "error or warning in output": "<div class='cell_output'><pre>UserWarning: careful</pre></div>",
     "dead link": "<a href='nowhere.html'>x</a>",
+    "figure shrunk": f"<img style='width:100px' src='data:image/png;base64,{BIG_PNG}'>",
+    "object repr in output": "<div class='cell_output'><pre>&lt;matplotlib.legend.Legend at "
+    "0x7f3a2c&gt;</pre></div>",
     "dead anchor": "<a href='other.html#missing'>x</a>",
 }
 
