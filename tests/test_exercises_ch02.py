@@ -1,6 +1,8 @@
-"""Chapter 2 exercise checks: the reference passes, typical mistakes fail with a useful hint."""
+"""Chapter 2 exercise checks: typical wrong answers fail with a message that helps."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -72,7 +74,7 @@ def _pad(x):
         (lambda x, t: (x > _pad(x)[:, :-2]) & (x >= _pad(x)[:, 2:]), "peaks below the threshold"),
         (
             lambda x, t: (x >= _pad(x)[:, :-2]) & (x >= _pad(x)[:, 2:]) & (x > t),
-            "both frames of a flat top",
+            "every frame of a flat top",
         ),
         (
             lambda x, t: (x > _pad(x)[:, :-2]) & (x > _pad(x)[:, 2:]) & (x > t),
@@ -158,13 +160,14 @@ def _unsafe_prf(ref, est):
                 *ch02.solution_frame_prf(r, e)[:2],
                 _counts(r, e)[0] / sum(_counts(r, e)),
             ),
-            "is the accuracy",
+            "is the frame accuracy",
         ),
         (_unsafe_prf, "division by zero"),
         (lambda r, e: ch02.solution_frame_prf(r, e)[2], "three"),
     ],
     ids=["swapped", "percent", "arithmetic-mean", "accuracy", "zero-division", "f1-only"],
 )
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # 0 / 0 on empty rolls
 def test_frame_prf_mistakes(wrong, hint):
     with pytest.raises(AssertionError, match=hint):
         ch02.check_frame_prf(wrong)
@@ -222,6 +225,101 @@ def _in_place(roll, n):
 def test_remove_short_runs_mistakes(wrong, hint):
     with pytest.raises(AssertionError, match=hint):
         ch02.check_remove_short_runs(wrong)
+
+
+# --- typical wrong answers across the chapter ----------------------------------------------
+
+
+def _focal_without_return(logits, targets, alpha, gamma):
+    ch02.solution_focal_loss(logits, targets, alpha, gamma)  # computed, but not returned
+
+
+def _peaks_at_or_above(x, t):
+    return (x > _pad(x)[:, :-2]) & (x >= _pad(x)[:, 2:]) & (x >= t)
+
+
+def _arithmetic_f1(ref, est):
+    precision, recall, _ = ch02.solution_frame_prf(ref, est)
+    return precision, recall, (precision + recall) / 2
+
+
+def _prf_as_dict(ref, est):
+    return dict(zip(("precision", "recall", "f1"), ch02.solution_frame_prf(ref, est), strict=True))
+
+
+TYPICAL_WRONG_ANSWERS = [
+    ("focal-none", ch02.check_focal_loss, _focal_without_return,
+     "returned None: did you forget `return`?"),
+    ("focal-mean", ch02.check_focal_loss,
+     lambda x, y, a, g: ch02.solution_focal_loss(x, y, a, g).mean(),
+     "returned a single-number torch tensor"),
+    ("prf-dict", ch02.check_frame_prf, _prf_as_dict, "returned a dict"),
+    ("peaks-indices", ch02.check_onset_peaks,
+     lambda x, t: np.flatnonzero(ch02.solution_onset_peaks(x, t)),
+     "returned a numpy array of shape (10,); expected a boolean mask"),
+    ("peaks-probabilities", ch02.check_onset_peaks,
+     lambda x, t: np.where(ch02.solution_onset_peaks(x, t), x, 0.0),
+     "returned values other than 0 and 1"),
+    ("peaks-at-threshold", ch02.check_onset_peaks, _peaks_at_or_above,
+     "a peak exactly at the threshold is marked"),
+    ("peaks-late", ch02.check_onset_peaks,
+     lambda x, t: np.roll(ch02.solution_onset_peaks(x, t), 1, axis=1), "one frame off"),
+    ("prf-swapped", ch02.check_frame_prf, lambda r, e: ch02.solution_frame_prf(e, r),
+     "precision and recall are swapped"),
+    ("prf-arithmetic-mean", ch02.check_frame_prf, _arithmetic_f1, "not the arithmetic mean"),
+    ("prf-percent", ch02.check_frame_prf,
+     lambda r, e: [100 * v for v in ch02.solution_frame_prf(r, e)], "not percentages"),
+    ("runs-unchanged", ch02.check_remove_short_runs, lambda roll, n: roll,
+     "the roll came back unchanged"),
+    ("runs-strict", ch02.check_remove_short_runs, _strict, ">= min_frames, not >"),
+    ("runs-pitch-axis", ch02.check_remove_short_runs,
+     lambda roll, n: ch02.solution_remove_short_runs(roll.T, n).T, "along pitch (axis 0)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "check, wrong, phrase",
+    [pytest.param(*row[1:], id=row[0]) for row in TYPICAL_WRONG_ANSWERS],
+)
+def test_typical_wrong_answers_fail_with_a_helpful_message(check, wrong, phrase):
+    with pytest.raises(AssertionError) as failure:
+        check(wrong, strict=True)
+    assert phrase in str(failure.value)
+
+
+def test_a_wrong_f1_shows_digits_that_differ():
+    # arithmetic and harmonic mean agree to 4 digits here: the message must show more
+    with pytest.raises(AssertionError) as failure:
+        ch02.check_frame_prf(_arithmetic_f1, strict=True)
+    shown = re.search(r"should be \((.*)\), got \((.*)\): f1 differs\.", str(failure.value))
+    assert shown is not None, str(failure.value)
+    want, got = (part.split(", ") for part in shown.groups())
+    assert want[:2] == got[:2] and want[2] != got[2]
+
+
+def test_an_unchanged_roll_gets_no_comparison_hint():
+    with pytest.raises(AssertionError) as failure:
+        ch02.check_remove_short_runs(lambda roll, n: roll.copy(), strict=True)
+    assert "came back unchanged" in str(failure.value)
+    assert ">=" not in str(failure.value)
+
+
+def test_an_unrecognised_mistake_gets_the_rule_not_a_hint():
+    def sticky(roll, n):  # keeps every run of at least 2 frames, whatever min_frames is
+        return ch02.solution_remove_short_runs(roll, 2)
+
+    with pytest.raises(AssertionError, match="Remember: keep each run") as failure:
+        ch02.check_remove_short_runs(sticky, strict=True)
+    assert "Hint:" not in str(failure.value)
+
+
+def test_a_formula_mistake_is_found_in_unstable_code_too():
+    # the extreme logits are graded after the formula, so swapped alphas are named first
+    def swapped_and_unstable(x, y, a, g):
+        return _naive(x, y, a, g, a_pos=1 - a, a_neg=a)
+
+    with pytest.raises(AssertionError, match="alpha and 1 - alpha are swapped"):
+        ch02.check_focal_loss(swapped_and_unstable, strict=True)
 
 
 def test_student_exception_names_the_failing_call():

@@ -3,8 +3,10 @@
 A module ``timbrelab.exercises.chNN`` pairs each ``check_<name>`` with ``solution_<name>``:
 the reference passes with a "✓" line; an untouched starter (raising NotImplementedError)
 prints "not implemented yet" without raising, so the rest of the chapter runs, and raises
-under ``strict=True`` for grading; passing a value instead of the function is explained.
-Each chapter's own test file adds the typical wrong answers and their hints.
+under ``strict=True`` for grading; passing a value instead of the function is explained; an
+answer of None or of the wrong type is named before any value is compared; and every
+catalogued mistake is recognised as itself, and as nothing else, by its own hint.
+Each chapter's own test file adds the typical wrong answers and their messages.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import pkgutil
 
 import numpy as np
 import pytest
+import torch
 
 import timbrelab.exercises
+from timbrelab.exercises import describe, first_mismatch, show_numbers
 
 
 def _check_pairs() -> list[tuple]:
@@ -33,6 +37,11 @@ def _check_pairs() -> list[tuple]:
 
 
 PAIRS = _check_pairs()
+MISTAKES = [
+    pytest.param(pair.values[0], mistake, id=f"{pair.id}-{number}")
+    for pair in PAIRS
+    for number, mistake in enumerate(pair.values[0].exercise.mistakes)
+]
 
 
 def starter(*args, **kwargs):
@@ -62,3 +71,55 @@ def test_starter_reports_not_implemented_without_raising(check, solution, capsys
 def test_passing_a_call_result_instead_of_the_function_is_explained(check, solution) -> None:
     with pytest.raises(TypeError, match="pass your function itself"):
         check(np.zeros(3))
+
+
+@pytest.mark.parametrize("check, solution", PAIRS)
+def test_none_is_named_before_any_comparison(check, solution) -> None:
+    with pytest.raises(AssertionError, match="returned None: did you forget `return`\\?"):
+        check(lambda *args: None, strict=True)
+
+
+@pytest.mark.parametrize("check, solution", PAIRS)
+def test_a_wrong_type_is_named_with_what_is_expected(check, solution) -> None:
+    with pytest.raises(AssertionError, match=r"returned a str \('oops'\).*; expected "):
+        check(lambda *args: "oops", strict=True)
+
+
+@pytest.mark.parametrize("check, mistake", MISTAKES)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # some mistakes divide by zero
+def test_every_catalogued_mistake_gets_its_own_hint(check, mistake) -> None:
+    with pytest.raises(AssertionError) as failure:
+        check(mistake.answer, strict=True)
+    assert f"Hint: {mistake.hint}" in str(failure.value)
+
+
+def test_every_chapter_catalogues_mistakes() -> None:
+    assert all(len(p.values[0].exercise.mistakes) >= 3 for p in PAIRS)
+
+
+def test_numbers_are_shown_with_enough_digits_to_differ() -> None:
+    assert show_numbers(0.817174, 0.817197) == ("0.81717", "0.81720")
+    assert show_numbers(440.0, 440.0) == ("440.0", "440.0")
+    assert show_numbers([0.5, 0.817174], [0.5, 0.817197]) == (
+        "0.50000, 0.81717",
+        "0.50000, 0.81720",
+    )
+    assert show_numbers(-np.inf, -93.98) == ("-inf", "-93.98")
+
+
+def test_first_mismatch_is_the_index_of_the_first_difference() -> None:
+    assert first_mismatch(
+        np.array([[1.0, 2.0], [3.0, 4.0]]), np.array([[1.0, 2.0], [3.5, 4.5]])
+    ) == (1, 0)
+    assert first_mismatch(2.0, 2.0) is None
+    assert first_mismatch(np.array([True, False]), np.array([True, True])) == (1,)
+    assert first_mismatch(np.array([np.nan]), np.array([np.nan])) is None  # a mistake's NaN
+
+
+def test_describe_names_type_and_shape() -> None:
+    assert describe(None) == "None"
+    assert describe(np.zeros((2, 3))) == "a numpy array of shape (2, 3)"
+    assert describe(torch.tensor(0.25)) == "a single-number torch tensor (0.25)"
+    assert describe((1, 2)) == "a tuple of 2 items"
+    assert describe(np.int64(3)) == "an int64 (3)"
+    assert describe("x" * 50).startswith("a str ('xxxx") and describe("x" * 50).endswith("…)")
