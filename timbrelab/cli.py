@@ -249,7 +249,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
         metavar="Y",
         help="frame probability that sustains a note, 0 < Y < 1 (default: the decoder's, 0.3)",
     )
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps, ...")
+    p.add_argument(
+        "--device", default="auto", help="where to run: auto (default: CUDA, MPS or CPU), cpu, cuda"
+    )
 
 
 def _probability(text: str) -> float:
@@ -317,9 +319,19 @@ def _add_transcribe(subparsers: argparse._SubParsersAction) -> None:
         "gives OUT/a.mid (or .csv/.json).",
     )
     p.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="audio file(s)")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT")
     p.add_argument(
-        "--format", choices=("mid", "csv", "json"), default=None, help="default: OUT's suffix"
+        "-o",
+        "--output",
+        required=True,
+        type=Path,
+        metavar="OUT",
+        help="the notes file (one input), or a folder (several inputs)",
+    )
+    p.add_argument(
+        "--format",
+        choices=("mid", "csv", "json"),
+        default=None,
+        help="notes format (default: OUT's suffix; mid for a folder)",
     )
     _add_model_options(p)
     p.set_defaults(run=_run_transcribe)
@@ -552,7 +564,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--seed", type=_seed, default=0, help="seeds weights, data and order (default 0)"
     )
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, mps, ...")
+    p.add_argument(
+        "--device", default="auto", help="where to run: auto (default: CUDA, MPS or CPU), cpu, cuda"
+    )
     p.set_defaults(run=_run_train)
 
 
