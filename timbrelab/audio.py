@@ -296,6 +296,20 @@ def _streamable(path: Path, resampling: bool) -> bool:
     return True
 
 
+def _scan(path: Path, block_frames: int) -> tuple[int, bool, float] | None:
+    """First pass of :func:`stream_audio`: the number of samples, whether all are finite, and
+    the peak of the channels' mean; None when libsndfile fails to decode the whole file."""
+    n_samples, finite, peak = 0, True, 0.0
+    try:
+        for data in _soundfile_blocks(path, block_frames):
+            n_samples += data.shape[1]
+            finite = finite and bool(np.isfinite(data).all())
+            peak = max(peak, _peak(_to_mono(data)))
+    except AudioError:
+        return None
+    return n_samples, finite, peak
+
+
 def stream_audio(
     path: str | os.PathLike,
     sample_rate: int = SAMPLE_RATE,
@@ -315,8 +329,8 @@ def stream_audio(
 
     Concatenated, the blocks equal ``load_audio(path, sample_rate, min_seconds, allow_silent,
     max_seconds)`` sample for sample. A file only ``audioread`` can decode (a format libsndfile
-    does not read), or a rate change without soxr installed, is loaded whole by ``load_audio``
-    and returned as a single block.
+    does not read, or fails to decode to its end), or a rate change without soxr installed, is
+    loaded whole by ``load_audio`` and returned as a single block.
 
     Parameters
     ----------
@@ -342,14 +356,11 @@ def stream_audio(
     if block_seconds <= 0:
         raise ValueError(f"block_seconds must be > 0, got {block_seconds}")
     rate = _check_header(path, sample_rate, max_seconds).sample_rate
-    if not _streamable(path, resampling=rate != sample_rate):
-        return iter([load_audio(path, sample_rate, min_seconds, allow_silent, max_seconds)])
     block_frames = max(1, round(block_seconds * rate))
-    n_samples, finite, peak = 0, True, 0.0
-    for data in _soundfile_blocks(path, block_frames):
-        n_samples += data.shape[1]
-        finite = finite and bool(np.isfinite(data).all())
-        peak = max(peak, _peak(_to_mono(data)))
+    facts = _scan(path, block_frames) if _streamable(path, rate != sample_rate) else None
+    if facts is None:  # what only load_audio reads (audioread, scipy's resampler): whole
+        return iter([load_audio(path, sample_rate, min_seconds, allow_silent, max_seconds)])
+    n_samples, finite, peak = facts
     _check_samples(path, n_samples / rate, finite, peak, min_seconds, allow_silent)
     mono = (
         _below_full_scale(_to_mono(data), peak) for data in _soundfile_blocks(path, block_frames)
