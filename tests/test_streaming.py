@@ -16,12 +16,13 @@ import pytest
 import soundfile
 
 import timbrelab.audio as audio_module
-from timbrelab import decode, pretrained
+from timbrelab import pretrained
 from timbrelab.audio import AudioError, load_audio, stream_audio, write_wav
 from timbrelab.constants import SAMPLE_RATE
 from timbrelab.data.bach10 import BACH10_ENV, bach10_root, list_pieces
 from timbrelab.data.mixtures import make_mixture
 from timbrelab.decode import posteriorgram_pieces_to_notes, posteriorgram_to_notes
+from timbrelab.decode import transcription as decode
 from timbrelab.inference import _chunk_plan, _stream_chunks, transcribe, transcribe_file
 
 
