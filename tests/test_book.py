@@ -81,3 +81,20 @@ def test_make_book_re_executes_when_only_the_package_changed(tmp_path: Path) -> 
         (tmp_path / "probe.py").write_text(f"VALUE = {value!r}\n")
         subprocess.run(command, cwd=tmp_path, check=True, capture_output=True)
         assert value in (tmp_path / "_build" / "html" / "page.html").read_text()
+
+
+#: Characters of code that fit the code column of a 1280 px wide window (measured in Chromium by
+#: tests/pagecheck.py, which checks the built pages; this is the quick check on the sources).
+CODE_COLUMN = 76
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
+def test_code_fits_the_column(chapter: Path) -> None:
+    long = [
+        line
+        for cell in jupytext.read(chapter).cells
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if len(line) > CODE_COLUMN
+    ]
+    assert not long, f"{chapter.name}: lines over {CODE_COLUMN} characters: {long}"
