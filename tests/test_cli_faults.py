@@ -266,3 +266,31 @@ def test_killed_while_writing_then_rerun(tmp_path, argv):
         args.append("--resume")
     assert main(args) == 0
     assert _temporaries(d) == []
+
+
+# --- files a user supplies to the API (no CLI command reads notes yet) -----------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("none.mid", None, "no such note file"),
+        ("empty.mid", b"", "empty file (0 bytes)"),
+        ("text.mid", b"hello", "not a readable mid note file"),
+        ("random.mid", bytes(np.random.default_rng(1).integers(0, 256, 500, np.uint8)),
+         "not a readable mid note file (MThd"),
+        ("truncated.mid", b"MThd\x00\x00\x00\x06\x00\x01\x00\x02", "not a readable mid note file"),
+        ("header.csv", b"a,b\n1,2\n", "expected the header"),
+        ("broken.json", b"{", "not a readable json note file"),
+    ],
+)  # fmt: skip
+def test_bad_note_files_raise_one_clear_error(tmp_path, name, content, expected):
+    from timbrelab.notes import read_notes
+
+    path = tmp_path / name
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises((ValueError, FileNotFoundError)) as raised:
+        read_notes(path)
+    message = str(raised.value)
+    assert name in message and expected in message and "\n" not in message

@@ -391,6 +391,8 @@ def read_notes(path: str | os.PathLike) -> list[Note]:
     fmt = _note_format(path, None)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such note file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not a {fmt} note file")
     try:
         if fmt == "mid":
             notes = _notes_from_midi(path)
@@ -401,7 +403,8 @@ def read_notes(path: str | os.PathLike) -> list[Note]:
     except (FileNotFoundError, PermissionError):
         raise
     except Exception as err:  # any parse problem becomes one clear error naming the file
-        raise ValueError(f"{path}: not a readable {fmt} note file ({err})") from err
+        detail = str(err) or type(err).__name__  # some parsers raise without a message
+        raise ValueError(f"{path}: not a readable {fmt} note file ({detail})") from err
     return sorted(notes)
 
 
