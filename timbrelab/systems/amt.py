@@ -42,7 +42,9 @@ class Tier:
 
 
 #: ``quick``: CPU, minutes (what the book and CI run). ``full``: the paper's scale on one GPU,
-#: about 24 h of synthetic audio like Li & Zhu's "Our:AMT" (8640 ten-second pieces).
+#: about 24 h of synthetic audio like Li & Zhu's "Our:AMT" (8640 ten-second pieces). Batch
+#: sizes are global: under ``torchrun`` on N GPUs each takes ``batch_size / N`` (full: 16 on
+#: one GPU, 8 per GPU on two, 4 per GPU on four).
 TIERS: dict[str, Tier] = {
     "quick": Tier(
         train_items=128,
