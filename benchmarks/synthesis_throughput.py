@@ -8,6 +8,14 @@ them after one warm-up item (soundfont load, librosa's lazy imports). Configurat
 - ``fluidsynth+dominant``: the same plus ``dominant_source`` (an 88-bin CQT of every stem);
 - ``additive``: the numpy fallback synthesizer, audio + rolls.
 
+Then, per installed soundfont, :func:`timbrelab.data.make_mixture` alone (3 instruments, every
+stem on that soundfont) plain and with ``expression=True`` (per-note bends on their own
+channels, CC1/CC11/CC64, reverb and chorus).
+
+A process pays once per soundfont for loading it and for finding its silent keys (every key of
+every program played once, :func:`timbrelab.data.silent_keys`); that set-up is timed apart, as
+``setup_seconds``, before the rates, which are what a long training run sees.
+
 The target is 100x real time for the first. Wall time on a shared machine is an upper bound,
 so CPU time is recorded as well, with the load average.
 
@@ -31,36 +39,65 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from timbrelab.data import SyntheticMixtures, fluidsynth_available  # noqa: E402
+from timbrelab.data import (  # noqa: E402
+    DRUM_PROGRAM,
+    SyntheticMixtures,
+    available_soundfonts,
+    fluidsynth_available,
+    make_mixture,
+    silent_keys,
+)
 
 TARGET_REALTIME = 100.0
 RESULT = Path(__file__).parent / "results" / "synthesis_throughput.json"
 
 
-def measure(dataset: SyntheticMixtures, n_items: int) -> dict:
-    """Generate items 1..n_items (item 0 warms up) and time them."""
-    dataset[0]
+def measure(make: Callable[[int], int], n_items: int, seconds: float) -> dict:
+    """Time ``make(1..n_items)``, each making one item and returning its number of notes.
+
+    ``make(0)`` runs first, untimed in the rates, as a warm-up (soundfont load, lazy imports).
+    """
+    first = time.perf_counter()
+    make(0)
+    first = time.perf_counter() - first
     wall, cpu = time.perf_counter(), time.process_time()
-    notes = 0
-    for index in range(1, n_items + 1):
-        item = dataset[index]
-        notes += int(item["onset"].sum())
+    notes = sum(make(index) for index in range(1, n_items + 1))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    audio_seconds = n_items * dataset.seconds
+    audio_seconds = n_items * seconds
     return {
         "items": n_items,
         "audio_seconds": audio_seconds,
+        "first_item_seconds": round(first, 3),
         "wall_seconds": round(wall, 4),
         "cpu_seconds": round(cpu, 4),
         "realtime_factor_wall": round(audio_seconds / wall, 1),
         "realtime_factor_cpu": round(audio_seconds / cpu, 1),
         "notes_per_second_of_audio": round(notes / audio_seconds, 2),
     }
+
+
+def set_up(soundfont: str) -> float:
+    """Load a soundfont and find its silent keys on every program; seconds taken."""
+    start = time.perf_counter()
+    for program in range(DRUM_PROGRAM + 1):
+        silent_keys(program, soundfont)
+    return round(time.perf_counter() - start, 3)
+
+
+def dataset_items(dataset: SyntheticMixtures) -> Callable[[int], int]:
+    """Item ``i`` of the dataset; its notes counted as onset cells of its labels."""
+    return lambda index: int(dataset[index]["onset"].sum())
+
+
+def mixtures(seconds: float, **options) -> Callable[[int], int]:
+    """A 3-instrument :func:`make_mixture` with seed ``(0, i)``; its notes counted."""
+    return lambda index: len(make_mixture(3, seconds, seed=[0, index], **options).notes)
 
 
 def machine() -> dict:
@@ -85,6 +122,12 @@ def machine() -> dict:
     return info
 
 
+def report_line(name: str, result: dict) -> None:
+    print(f"{name:28s} {result['realtime_factor_wall']:7.1f} x real time (wall), "
+          f"{result['realtime_factor_cpu']:7.1f} x (CPU), first item "
+          f"{result['first_item_seconds']:.2f} s", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=12, help="timed items per configuration")
@@ -101,11 +144,20 @@ def main() -> None:
     }
     if not fluidsynth_available():
         configs = {"additive": configs["additive"]}
+    fonts = list(available_soundfonts()) if fluidsynth_available() else []
+    setup = {font: set_up(font) for font in fonts}  # before any timing: a one-off per process
     results = {}
     for name, (extra, n_items) in configs.items():
-        results[name] = measure(SyntheticMixtures(n_items + 1, **settings, **extra), n_items)
-        print(f"{name:20s} {results[name]['realtime_factor_wall']:7.1f} x real time (wall), "
-              f"{results[name]['realtime_factor_cpu']:7.1f} x (CPU)", flush=True)
+        dataset = SyntheticMixtures(n_items + 1, **settings, **extra)
+        results[name] = measure(dataset_items(dataset), n_items, args.seconds)
+        report_line(name, results[name])
+    per_soundfont = {}
+    for font in fonts:
+        per_soundfont[font] = {"setup_seconds": setup[font]}
+        for label, expression in (("plain", False), ("expressive", True)):
+            make = mixtures(args.seconds, soundfonts=[font], expression=expression)
+            per_soundfont[font][label] = measure(make, args.items, args.seconds)
+            report_line(f"{font} {label}", per_soundfont[font][label])
 
     main_config = "fluidsynth" if "fluidsynth" in results else "additive"
     report = {
@@ -125,6 +177,7 @@ def main() -> None:
             "meets_target_cpu": results[main_config]["realtime_factor_cpu"] >= TARGET_REALTIME,
         },
         "results": results,
+        "soundfonts": per_soundfont,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")

@@ -94,3 +94,14 @@ def test_save_npz_is_reproducible(tmp_path):
 def test_bad_settings(bad):
     with pytest.raises(ValueError):
         SyntheticMixtures(2, **(dict(instruments=2) | bad))
+
+
+def test_new_data_options_reach_the_items_and_the_fingerprint():
+    plain = SyntheticMixtures(1, seconds=1.0, instruments=1, seed=5)
+    dense = SyntheticMixtures(1, seconds=1.0, instruments=1, seed=5, style="dense",
+                              soundfonts="all", expression=True)  # fmt: skip
+    assert dense._fingerprint() != plain._fingerprint()
+    assert dense.mixture(0).soundfonts[0] in dense.soundfonts
+    assert not np.array_equal(dense.arrays(0)["audio"], plain.arrays(0)["audio"])
+    with pytest.raises(ValueError, match="not installed"):
+        SyntheticMixtures(1, soundfonts=["no-such-soundfont"])

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,46 @@ def test_dominant_source_of_two_separated_notes():
     middle = slice(20, 60)
     assert (dom[48 - MIDI_MIN, middle] == 0).all()
     assert (dom[84 - MIDI_MIN, middle] == 1).all()
+
+
+def test_dense_and_ensemble_styles():
+    dense = make_mixture(1, 3.0, seed=0, programs=[0], style="dense")
+    assert len(dense.notes) > 8 and all(24 <= n.pitch <= 107 for n in dense.notes)
+    assert dense.audio.tobytes() == make_mixture(1, 3.0, seed=0, programs=[0],
+                                                 style="dense").audio.tobytes()  # fmt: skip
+    quartet = make_mixture(4, 3.0, seed=1, programs=[40, 71, 65, 70], style="ensemble")
+    voices = [quartet.stem_notes(k) for k in range(4)]
+    assert all(v and all(a.offset <= b.onset for a, b in pairwise(v)) for v in voices)
+    for t in sorted({n.onset for n in quartet.notes}):  # violin >= clarinet >= sax >= bassoon
+        sounding = [next((n.pitch for n in v if n.onset <= t < n.offset), None) for v in voices]
+        present = [p for p in sounding if p is not None]
+        assert present == sorted(present, reverse=True)
+    with_drums = make_mixture(3, 2.0, seed=2, drums=True, style="ensemble")
+    assert with_drums.stem_notes(2) and with_drums.is_drum[2]
+    with pytest.raises(ValueError, match="style"):
+        make_mixture(1, 1.0, seed=0, style="fugue")
+    with pytest.raises(TypeError, match="only apply to style='random'"):
+        make_mixture(1, 1.0, seed=0, style="dense", max_polyphony=2)
+
+
+def test_expressive_performance_is_seeded_and_labelled():
+    plain = make_mixture(3, 2.0, seed=4, programs=[0, 40, 73])
+    played = make_mixture(3, 2.0, seed=4, programs=[0, 40, 73], expression=True)
+    again = make_mixture(3, 2.0, seed=4, programs=[0, 40, 73], expression=True)
+    assert played.audio.tobytes() == again.audio.tobytes() and played.notes == again.notes
+    assert not np.array_equal(played.audio, plain.audio)
+    assert all(46 <= n.velocity <= 127 for n in played.notes)
+    # same written pitches; onsets moved by at most half a frame
+    assert sorted(n.pitch for n in played.notes) == sorted(n.pitch for n in plain.notes)
+    for a, b in zip(sorted(plain.notes, key=lambda n: (n.source, n.pitch, n.onset)),
+                    sorted(played.notes, key=lambda n: (n.source, n.pitch, n.onset)), strict=True):
+        assert abs(a.onset - b.onset) <= 0.5 * HOP_LENGTH / SAMPLE_RATE + 1e-9
+    # the pedal lengthens the piano's labels; without it the offsets are the written ones
+    from timbrelab.data.expression import Expression
+
+    unpedalled = make_mixture(3, 2.0, seed=4, programs=[0, 40, 73],
+                              expression=Expression(pedal=False))  # fmt: skip
+    assert sum(n.duration for n in played.stem_notes(0)) > sum(
+        n.duration for n in unpedalled.stem_notes(0))
+    assert [n.offset for n in unpedalled.stem_notes(1)] == [n.offset for n in played.stem_notes(1)]
+    assert unpedalled.audio.tobytes() != played.audio.tobytes()

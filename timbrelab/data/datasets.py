@@ -8,6 +8,7 @@ Chapter: book/01_cqt_features.md
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -20,9 +21,11 @@ import numpy as np
 import torch
 
 from timbrelab.constants import HOP_LENGTH, N_PITCHES, SAMPLE_RATE
+from timbrelab.data.expression import Expression
 from timbrelab.data.gm import MELODIC_PROGRAMS, draw_programs
 from timbrelab.data.mixtures import MAX_INSTRUMENTS, Mixture, make_mixture, mixture_labels
 from timbrelab.data.render import fluidsynth_available
+from timbrelab.data.soundfonts import resolve_soundfonts
 from timbrelab.io import save_npz
 
 # Bump when the generator changes what an item holds, so stale caches are not reused.
@@ -81,6 +84,10 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         Renderer.
     room : bool
         Random room reverb and per-stem EQ before mixing (see :func:`make_mixture`).
+    style, soundfonts, expression
+        Score style (``"random"``, ``"dense"``, ``"ensemble"``), soundfonts drawn per stem
+        (None: TimGM6mb only; ``"all"``; or names) and expressive MIDI rendering: see
+        :func:`make_mixture`. At their defaults items are those of earlier releases.
 
     Items
     -----
@@ -111,6 +118,9 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         expressive: bool = True,
         backend: str = "auto",
         room: bool = False,
+        style: str = "random",
+        soundfonts: str | Sequence[str] | None = None,
+        expression: bool | Expression = False,
     ) -> None:
         if n_items < 0:
             raise ValueError(f"n_items must be >= 0, got {n_items}")
@@ -137,6 +147,11 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         self.expressive = bool(expressive)
         self.backend = backend
         self.room = bool(room)
+        self.style = style
+        # resolved now: a missing soundfont fails here, not in a DataLoader worker, and the
+        # fingerprint names the soundfonts actually used ("all" differs between machines)
+        self.soundfonts = None if soundfonts is None else tuple(resolve_soundfonts(soundfonts))
+        self.expression = expression
         self.cache_dir = None if cache_dir is None else Path(cache_dir) / self._fingerprint()
         # validate the pool now rather than in a worker
         draw_programs(hi, np.random.default_rng(0), self.programs, drums=self.drums)
@@ -152,8 +167,18 @@ class SyntheticMixtures(torch.utils.data.Dataset):
             programs=self.programs, drums=self.drums, stems=self.stems, dominant=self.dominant,
             expressive=self.expressive, backend=backend,
         )  # fmt: skip
-        if self.room:  # only when on, so caches made before the flag existed stay valid
-            settings["room"] = True
+        # options added later enter only when set, so earlier caches stay valid
+        later = {
+            "room": self.room,
+            "style": self.style != "random",
+            "soundfonts": self.soundfonts is not None,
+            "expression": bool(self.expression),
+        }
+        for name, is_set in later.items():
+            if is_set:
+                settings[name] = getattr(self, name)
+        if isinstance(self.expression, Expression):
+            settings["expression"] = dataclasses.asdict(self.expression)
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
     def __len__(self) -> int:
@@ -169,6 +194,7 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         return make_mixture(
             k, self.seconds, seed=[self.seed, index], sample_rate=self.sample_rate,
             programs=programs, expressive=self.expressive, backend=self.backend, room=self.room,
+            style=self.style, soundfonts=self.soundfonts, expression=self.expression,
         )  # fmt: skip
 
     def _check_index(self, index: int) -> int:

@@ -61,6 +61,20 @@ MONOPHONIC_CLASSES: frozenset[int] = frozenset(
 )  # fmt: skip
 
 
+#: Classes whose notes the player sustains (bow, breath, bellows, organ wind, synth): their
+#: loudness can swell during a note and they take vibrato. Struck and plucked classes decay.
+SUSTAINED_CLASSES: frozenset[int] = frozenset(
+    INSTRUMENT_CLASSES.index(name)
+    for name in (
+        "Organ", "Accordion", "Harmonica", "Violin", "Viola", "Cello", "Contrabass", "Strings",
+        "Voice", "Trumpet", "Trombone", "Tuba", "Horn", "Brass", "Saxophone", "Oboe", "Bassoon",
+        "Clarinet", "Piccolo", "Flute", "Recorder", "Pipe", "Synth Lead", "Synth Pad",
+    )
+)  # fmt: skip
+# Programs of a sustained class that are not sustained: pizzicato strings, orchestra hit.
+_UNSUSTAINED_PROGRAMS = frozenset({45, 55})
+
+
 def _check_program(program: int, is_drum: bool) -> int:
     if isinstance(program, bool) or not isinstance(program, int | np.integer):
         raise ValueError(f"program must be an integer 0..128, got {program!r}")
@@ -90,6 +104,18 @@ def program_to_class(program: int, is_drum: bool = False) -> int:
     Chapter: book/01_cqt_features.md
     """
     return int(_PROGRAM_CLASS[_check_program(program, is_drum)])
+
+
+def is_sustained(program: int) -> bool:
+    """True when the player sustains the program's notes (see :data:`SUSTAINED_CLASSES`).
+
+    ``is_sustained(40)`` (violin) is True; piano (0), pizzicato strings (45) and drums (128)
+    are False.
+
+    Chapter: book/01_cqt_features.md
+    """
+    program = _check_program(program, False)
+    return program_to_class(program) in SUSTAINED_CLASSES and program not in _UNSUSTAINED_PROGRAMS
 
 
 def class_name(program: int, is_drum: bool = False) -> str:

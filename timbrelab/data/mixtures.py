@@ -10,6 +10,7 @@ Chapter: book/01_cqt_features.md
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import warnings
@@ -21,6 +22,7 @@ import numpy as np
 
 from timbrelab.constants import FMIN_HZ, HOP_LENGTH, MIDI_MIN, N_PITCHES, SAMPLE_RATE
 from timbrelab.data.augment import room_and_eq
+from timbrelab.data.expression import Expression, draw_effects, draw_performance
 from timbrelab.data.gm import (
     DRUM_PROGRAM,
     MELODIC_PROGRAMS,
@@ -29,16 +31,29 @@ from timbrelab.data.gm import (
     draw_programs,
     program_to_class,
 )
-from timbrelab.data.pianorolls import program_pitch_range, random_score
-from timbrelab.data.render import is_audible, render_notes
+from timbrelab.data.pianorolls import (
+    dense_score,
+    ensemble_score,
+    program_pitch_range,
+    random_score,
+)
+from timbrelab.data.render import _resolve_backend, is_audible, render_notes
+from timbrelab.data.soundfonts import resolve_soundfonts
 from timbrelab.notes import Note, notes_to_rolls
 
 #: Most instruments in one mixture.
 MAX_INSTRUMENTS = 8
 #: A time-frequency bin counts as silent below this level relative to the loudest stem bin.
 SILENCE_DB = -60.0
+#: Kinds of score :func:`make_mixture` writes (see its ``style``).
+STYLES = ("random", "dense", "ensemble")
 # Short clips can draw an empty score; redraw (from the same stream) up to this many times.
 _SCORE_TRIES = 20
+# random_score's arguments, which make_mixture passes through in the "random" style.
+_SCORE_ARGUMENTS = frozenset({
+    "pitch_range", "max_polyphony", "note_density", "min_duration", "max_duration",
+    "velocity_range", "grid", "timing_jitter",
+})  # fmt: skip
 
 Seed = int | Sequence[int] | np.random.SeedSequence
 
@@ -58,6 +73,9 @@ class Mixture:
     programs : list of int
         GM program of each stem (128 = drums).
     sample_rate : int
+    soundfonts : list of str or None
+        What rendered each stem: a soundfont's short name, or ``"additive"`` for the additive
+        synthesizer; None when unknown (a mixture assembled by hand).
 
     Chapter: book/01_cqt_features.md
     """
@@ -67,6 +85,7 @@ class Mixture:
     notes: list[Note]
     programs: list[int]
     sample_rate: int
+    soundfonts: list[str] | None = None
 
     @property
     def n_sources(self) -> int:
@@ -119,19 +138,24 @@ def make_mixture(
     expressive: bool = True,
     backend: str = "auto",
     room: bool = False,
+    style: str = "random",
+    soundfonts: str | Sequence[str] | None = None,
+    expression: bool | Expression = False,
     **score_kw,
 ) -> Mixture:
     """Render a random mixture of ``n_instruments`` instruments from different classes.
 
     Each stem gets a program (drawn with :func:`~timbrelab.data.gm.draw_programs` unless
-    ``programs`` is given), a random score in the program's range (monophonic for monophonic
-    classes, up to 4 voices otherwise; notes the soundfont cannot play are dropped, see
-    :func:`~timbrelab.data.render.is_audible`), and is rendered on its own. With ``expressive=True``
-    (the default) onsets of all stems share a random tempo grid (eighth notes at 60-160 bpm)
-    with 10 ms timing jitter, velocities follow slow curves, stems get random gains (-6..0 dB)
-    and the mix a random peak (0.3..0.9); otherwise onsets are free, gains 0 dB, peak 0.9.
-    The whole mixture is scaled by one factor, so stems keep their velocities and balance and
+    ``programs`` is given), a score in the program's range, and is rendered on its own; notes
+    the stem's soundfont cannot play are dropped (:func:`~timbrelab.data.render.is_audible`).
+    With ``expressive=True`` (the default) stems get random gains (-6..0 dB) and the mix a
+    random peak (0.3..0.9), and random scores share a tempo grid (eighth notes at 60-160 bpm)
+    with 10 ms timing jitter; otherwise onsets are free, gains 0 dB, peak 0.9. The whole
+    mixture is scaled by one factor, so stems keep their velocities and balance and
     ``audio == stems.sum(0)`` holds exactly.
+
+    The options added after the first release (``style``, ``soundfonts``, ``expression``) draw
+    from streams of their own: at their defaults a seed gives the same bytes as before.
 
     Parameters
     ----------
@@ -150,20 +174,43 @@ def make_mixture(
     program_pool : sequence of int
         Pitched programs to draw from (default: all clearly pitched GM programs).
     expressive : bool
-        Tempo grid, timing jitter, random stem gains and mix level (see above).
+        Tempo grid and timing jitter of random scores, random stem gains and mix level.
     backend : {"auto", "fluidsynth", "additive"}
         Renderer, see :func:`~timbrelab.data.render.render_notes`.
     room : bool
         Put the stems in a random room and through random EQs before mixing
         (:func:`~timbrelab.data.augment.room_and_eq`); the score and labels are unchanged.
-        Off by default, so existing seeds give the same bytes as before.
+    style : {"random", "dense", "ensemble"}
+        The scores. "random": :func:`~timbrelab.data.pianorolls.random_score` per stem
+        (monophonic for monophonic classes, up to 4 voices otherwise). "dense": Li & Zhu's
+        dense single-timbre writing per stem (:func:`~timbrelab.data.pianorolls.dense_score`,
+        MIDI 24..107 whatever the instrument; they train with one instrument per clip,
+        ``n_instruments=1``). "ensemble": one chorale-like voice per stem, written together
+        (:func:`~timbrelab.data.pianorolls.ensemble_score`), as Bach10's quartets. Drum stems
+        always get random scores.
+    soundfonts : None, "all", str or sequence of str
+        Soundfont of each stem, drawn uniformly per stem from this set
+        (:func:`~timbrelab.data.soundfonts.resolve_soundfonts`): None is TimGM6mb only;
+        "all" every installed one (so the draw depends on what is installed: name the set for
+        results that must not). Recorded in :attr:`Mixture.soundfonts`.
+    expression : bool or Expression
+        Expressive performance (:func:`~timbrelab.data.expression.draw_performance`): True
+        for the default :class:`~timbrelab.data.expression.Expression`, or one with some
+        levers changed. Labels follow the performance (jittered onsets, pedalled offsets) and
+        stay at the written pitches. Off by default.
     **score_kw
         Overrides for :func:`~timbrelab.data.pianorolls.random_score` applied to every stem
-        (``pitch_range``, ``max_polyphony``, ``note_density``, ``velocity_range``, ...).
+        (``pitch_range``, ``max_polyphony``, ``note_density``, ``velocity_range``, ...);
+        only with ``style="random"``.
 
     Returns
     -------
     Mixture
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, or a soundfont that is not installed.
 
     Chapter: book/01_cqt_features.md
     """
@@ -171,12 +218,16 @@ def make_mixture(
         raise ValueError(f"n_instruments must be 1..{MAX_INSTRUMENTS}, got {n_instruments}")
     if not seconds > 0:
         raise ValueError(f"seconds must be > 0, got {seconds}")
-    unknown = set(score_kw) - {
-        "pitch_range", "max_polyphony", "note_density", "min_duration", "max_duration",
-        "velocity_range", "grid", "timing_jitter",
-    }  # fmt: skip
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    unknown = set(score_kw) - _SCORE_ARGUMENTS
     if unknown:
         raise TypeError(f"make_mixture got unknown score arguments {sorted(unknown)}")
+    if score_kw and style != "random":
+        raise TypeError(f"score arguments {sorted(score_kw)} only apply to style='random'")
+    fonts = resolve_soundfonts(soundfonts)
+    if expression is True:
+        expression = Expression()
     k = int(n_instruments)
     rng = np.random.default_rng(seed)
     if programs is None:
@@ -193,32 +244,64 @@ def make_mixture(
         peak = rng.uniform(0.3, 0.9)
     else:
         grid, jitter, gains, peak = None, 0.0, np.ones(k), 0.9
+    # Child streams, in the order they were introduced: stems, room, then one for the newer
+    # options (split per option), so that each option leaves the others' draws alone.
+    stem_rngs = rng.spawn(k)
+    room_rng, newer_rng = rng.spawn(2)
+    font_rng, score_rng, expression_rng = newer_rng.spawn(3)
+    stem_fonts = [fonts[i] for i in font_rng.integers(len(fonts), size=k)]
+    if style == "ensemble":
+        pitched = [i for i, p in enumerate(programs) if p != DRUM_PROGRAM]
+        ranges = [program_pitch_range(programs[i]) for i in pitched]
+        voices = dict(zip(pitched, ensemble_score(seconds, ranges, rng=score_rng, sources=pitched),
+                          strict=True))  # fmt: skip
+    if expression:
+        effects = draw_effects(expression_rng)
+        performance_rngs = expression_rng.spawn(k)
 
     notes, stems = [], []
-    for index, (program, stem_rng) in enumerate(zip(programs, rng.spawn(k), strict=True)):
-        settings = _score_settings(program, stem_rng)
-        settings.update(pitch_range=program_pitch_range(program), grid=grid, timing_jitter=jitter)
-        settings.update(score_kw)
-        for _ in range(_SCORE_TRIES):  # a K-instrument mix should have K playing stems
-            stem_notes = random_score(seconds, rng=stem_rng, source=index, **settings)
-            stem_notes = [n for n in stem_notes if is_audible(program, n.pitch, backend)]
+    for index, (program, stem_rng) in enumerate(zip(programs, stem_rngs, strict=True)):
+        font = stem_fonts[index]
+        if style == "random" or program == DRUM_PROGRAM:
+            settings = _score_settings(program, stem_rng)
+            settings.update(pitch_range=program_pitch_range(program), grid=grid,
+                            timing_jitter=jitter)  # fmt: skip
+            settings.update(score_kw)
+            write = functools.partial(random_score, seconds, rng=stem_rng, source=index,
+                                      **settings)  # fmt: skip
+            tries = _SCORE_TRIES
+        elif style == "dense":
+            write = functools.partial(dense_score, seconds, rng=stem_rng, source=index)
+            tries = _SCORE_TRIES
+        else:  # the ensemble's voices were written together, once
+            write, tries = voices[index].copy, 1
+        for _ in range(tries):  # a K-instrument mix should have K playing stems
+            stem_notes = [n for n in write() if is_audible(program, n.pitch, backend, font)]
             if stem_notes:
                 break
+        performance = None
+        if expression:
+            stem_notes, performance = draw_performance(
+                stem_notes, program, seconds, performance_rngs[index], expression, effects
+            )
         render_seed = int(stem_rng.integers(2**31))
         stem = render_notes(
-            stem_notes, program, sample_rate, seconds=seconds, seed=render_seed, backend=backend
-        )
+            stem_notes, program, sample_rate, seconds=seconds, seed=render_seed, backend=backend,
+            soundfont=font, performance=performance,
+        )  # fmt: skip
         notes.extend(stem_notes)
         stems.append(stem * np.float32(gains[index]))
 
     stems = np.stack(stems)
-    if room:  # its own stream, drawn last: room=False mixtures keep their old bytes
-        stems = room_and_eq(stems, sample_rate, rng.spawn(1)[0])
+    if room:
+        stems = room_and_eq(stems, sample_rate, room_rng)
     loudest = np.abs(stems.sum(axis=0)).max()
     stems *= np.float32(peak / loudest if loudest > 0 else 1.0)
     audio = stems.sum(axis=0)  # float32 sum of the float32 stems: exact by construction
     notes.sort(key=lambda n: (n.onset, n.pitch, n.source))
-    return Mixture(audio, stems, notes, list(programs), int(sample_rate))
+    if _resolve_backend(backend) == "additive":
+        stem_fonts = ["additive"] * k
+    return Mixture(audio, stems, notes, list(programs), int(sample_rate), stem_fonts)
 
 
 def semitone_spectrogram(
@@ -342,9 +425,10 @@ def save_mixture(
 
     Files: ``mix.wav``; ``stem_<k>_<class>.wav`` per stem (e.g. ``stem_0_violin.wav``);
     ``score.mid`` with one track per stem (drum stems get program 0: the MIDI writer has no
-    drum channel); ``labels.npz`` with :func:`mixture_labels` plus ``sample_rate`` and
-    ``hop_length``. WAVs are 24-bit PCM: libsndfile stamps the time into float WAVs, and the
-    same mixture must give the same bytes. Existing files of those names are replaced.
+    drum channel); ``labels.npz`` with :func:`mixture_labels` plus ``sample_rate``,
+    ``hop_length`` and, when known, ``soundfonts`` (``(K,)`` str: what rendered each stem).
+    WAVs are 24-bit PCM: libsndfile stamps the time into float WAVs, and the same mixture must
+    give the same bytes. Existing files of those names are replaced.
 
     Returns
     -------
@@ -369,6 +453,8 @@ def save_mixture(
     write_notes(mixture.notes, written[-1], programs=midi_programs)
     labels = mixture_labels(mixture, hop_length)
     labels.update(sample_rate=np.int64(mixture.sample_rate), hop_length=np.int64(hop_length))
+    if mixture.soundfonts is not None:
+        labels["soundfonts"] = np.array(mixture.soundfonts, dtype=str)
     written.append(folder / "labels.npz")
     save_npz(written[-1], labels)
     return written

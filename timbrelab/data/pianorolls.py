@@ -15,6 +15,8 @@ Chapter: book/01_cqt_features.md
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 
 from timbrelab.constants import MIDI_MAX, MIDI_MIN
@@ -255,3 +257,304 @@ def pairwise_ascension(
         notes_a.append(Note(t, t + note_seconds, a, velocity, sources[0]))
         notes_b.append(Note(t, t + note_seconds, b, velocity, sources[1]))
     return notes_a, notes_b
+
+
+def cut_at_restrikes(notes: Iterable[Note]) -> list[Note]:
+    """End every note no later than the next onset of its pitch (in the same source).
+
+    A key cannot sound twice at once: a restrike ends the note before it. Of two notes of one
+    pitch starting together, only the later-listed one is kept.
+
+    Returns
+    -------
+    list of Note
+        Sorted by onset, then pitch.
+
+    Chapter: book/01_cqt_features.md
+    """
+    out = []
+    by_key = sorted(notes, key=lambda n: (-1 if n.source is None else n.source, n.pitch, n.onset))
+    for note, after in zip(by_key, [*by_key[1:], None], strict=True):
+        if after is not None and (after.source, after.pitch) == (note.source, note.pitch):
+            if after.onset <= note.onset:
+                continue
+            if after.onset < note.offset:
+                note = Note(note.onset, after.onset, note.pitch, note.velocity, note.source)
+        out.append(note)
+    return sorted(out, key=lambda n: (n.onset, n.pitch))
+
+
+def _truncated_normal(
+    rng: np.random.Generator, mean: float, sigma: float, lo: float, hi: float
+) -> float:
+    """One draw of a normal restricted to ``[lo, hi]`` (inverse CDF: no rejection loop)."""
+    from scipy.special import ndtr, ndtri
+
+    a, b = ndtr((lo - mean) / sigma), ndtr((hi - mean) / sigma)
+    return float(np.clip(mean + sigma * ndtri(rng.uniform(a, b)), lo, hi))
+
+
+def dense_score(
+    seconds: float,
+    seed: int | np.random.Generator | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    pitch_range: tuple[int, int] = (24, 107),
+    octave_weights: Sequence[int] = (1, 3, 5, 6, 5, 3, 1),
+    mean_duration: float = 0.372,
+    min_duration: float = 0.046,
+    chord_probability: float = 0.17,
+    chord_intervals: Sequence[int] = (4, 5, 7, 12),
+    near_probability: float = 0.7,
+    velocity: int = 100,
+    source: int | None = None,
+) -> list[Note]:
+    """A dense single-instrument score in the style of Li & Zhu's synthetic training data.
+
+    A melodic line fills the clip: each note starts between the previous note's onset and a
+    third of its length after its end (a truncated normal around "just before it ends"), and
+    lasts a truncated normal duration (``min_duration`` to 5x ``mean_duration``, mean
+    ``mean_duration``, standard deviation ``(mean - min) / 2``: 46 ms to 1.9 s, mean 372 ms, a
+    quarter note at 161 bpm). Pitches come from a shuffled deck that holds every pitch of the
+    range as often as the weight of its part of the range (``octave_weights`` cut the range
+    into equal parts: with the defaults, the octaves C1..B7, the outer ones rare because
+    timbres converge there), so a clip covers the range evenly; with ``near_probability`` the
+    next pitch is instead the one nearest the previous among the next 9 of the deck, which
+    gives the line some continuity and repeated notes. A note then gets a partner at its onset
+    with probability ``chord_probability`` plus up to 0.2 for long notes, and again with
+    ``chord_probability`` (so chords of 3, 4 notes occur); 85% of partners lie at one of
+    ``chord_intervals`` (whose harmonics overlap the note's: the hard case for a
+    transcriber), upwards from the lower half of the range and downwards from the upper half,
+    the rest anywhere. A key still sounding is restruck when it ends.
+
+    Parameters
+    ----------
+    seconds : float
+        Length of the score.
+    seed, rng : int or numpy.random.Generator
+        Source of randomness (one of them is required).
+    pitch_range : (int, int)
+        Lowest and highest MIDI pitch, inclusive (default C1..B7, MIDI 24..107).
+    octave_weights : sequence of int
+        Relative frequency of each part of the range, >= 0, not all 0.
+    mean_duration, min_duration : float
+        Note lengths in seconds.
+    chord_probability : float
+        Base probability that a note gets a partner at its onset.
+    chord_intervals : sequence of int
+        Semitone intervals of most partners.
+    near_probability : float
+        Probability that the next pitch is drawn near the previous one.
+    velocity : int
+        Velocity of every note (dynamics come with :mod:`~timbrelab.data.expression`).
+    source : int or None
+        ``source`` of every note.
+
+    Returns
+    -------
+    list of Note
+        Sorted by onset then pitch; no two notes of one pitch overlap.
+
+    Chapter: book/01_cqt_features.md
+    """
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds}")
+    if not 0 < min_duration < mean_duration:
+        raise ValueError(f"need 0 < min_duration < mean_duration, got {min_duration}, "
+                         f"{mean_duration}")  # fmt: skip
+    weights = np.asarray(octave_weights, np.int64)
+    if weights.ndim != 1 or len(weights) == 0 or (weights < 0).any() or weights.sum() == 0:
+        raise ValueError(f"octave_weights must be integers >= 0, not all 0, got {octave_weights}")
+    lo, hi = _check_range(pitch_range)
+    rng = _as_rng(seed, rng)
+    max_duration, sigma = 5 * mean_duration, (mean_duration - min_duration) / 2
+    middle = (lo + hi) / 2
+    pitches = np.arange(lo, hi + 1)
+    deck_pool = np.repeat(pitches, weights[(pitches - lo) * len(weights) // len(pitches)])
+    deck: list[int] = []
+
+    def draw_pitch(near: int | None) -> int:
+        if not deck:
+            deck.extend(int(p) for p in rng.permutation(deck_pool))
+        if near is not None and rng.random() < near_probability:
+            # bring the nearest of the next 9 cards to the top
+            window = deck[-9:]
+            nearest = len(deck) - len(window) + int(np.argmin([abs(p - near) for p in window]))
+            deck[nearest], deck[-1] = deck[-1], deck[nearest]
+        return deck.pop()
+
+    kept: list[list] = []  # [onset, offset, pitch]
+
+    def place(onset: float, pitch: int) -> list | None:
+        """Add a note at ``onset`` (later if its key still sounds); None if no room is left."""
+        duration = _truncated_normal(rng, mean_duration, sigma, min_duration, max_duration)
+        for note in kept:
+            if note[2] == pitch and note[0] <= onset < note[1]:
+                onset = note[1]
+        if onset >= seconds or (onset + duration > seconds and seconds - onset < mean_duration / 2):
+            return None  # no room, or a note the end would cut too short
+        kept.append([onset, min(onset + duration, seconds), pitch])
+        return kept[-1]
+
+    chords, previous = [], None
+    while True:
+        if previous is None:
+            onset = 0.0
+        else:
+            length = previous[1] - previous[0]
+            gap = _truncated_normal(rng, -min_duration, sigma, -length, length / 3)
+            onset = previous[1] + gap
+        note = place(onset, draw_pitch(None if previous is None else previous[2]))
+        if note is None:
+            break
+        length = note[1] - note[0]
+        if rng.random() < chord_probability + 0.2 * length / max_duration:
+            chords.append((note[0], note[2]))
+        previous = note
+    for onset, pitch in chords:  # grows while it runs: a partner may get a partner
+        if rng.random() < chord_probability:
+            chords.append((onset, pitch))
+        if rng.random() < 0.85:
+            interval = int(rng.choice(chord_intervals)) * (1 if pitch < middle else -1)
+            if not lo <= pitch + interval <= hi:  # a narrow range: try the other way
+                interval = -interval
+            partner = int(np.clip(pitch + interval, lo, hi))
+        else:
+            partner = draw_pitch(None)
+        place(onset, partner)
+    notes = [Note(on, off, pitch, velocity, source) for on, off, pitch in kept]
+    return cut_at_restrikes(notes)
+
+
+# Scales of the ensemble style (pitch classes above the tonic): major and harmonic minor.
+_SCALES = ((0, 2, 4, 5, 7, 9, 11), (0, 2, 3, 5, 7, 8, 11))
+# Melodic steps in scale degrees and their probabilities: mostly stepwise, a few leaps.
+_STEPS = (0, 1, -1, 2, -2, 3, -3, 4, -4, 7, -7)
+_STEP_P = (0.15, 0.3, 0.3, 0.08, 0.08, 0.02, 0.02, 0.015, 0.015, 0.01, 0.01)
+
+
+def _registers(
+    ranges: list[tuple[int, int]], width: int, rng: np.random.Generator
+) -> list[tuple[int, int]]:
+    """Narrow windows, one per voice (highest voice first), descending where the ranges allow."""
+    bounds = [(lo + min(width, hi - lo) / 2, hi - min(width, hi - lo) / 2) for lo, hi in ranges]
+    centres: list[float] = []
+    for a, b in bounds:  # top down: each voice 3..8 semitones below the one above
+        target = rng.uniform(a, b) if not centres else centres[-1] - rng.uniform(3.0, 8.0)
+        centres.append(float(np.clip(target, a, b)))
+    for r in range(len(centres) - 2, -1, -1):  # bottom up: lift a voice the range pushed under
+        centres[r] = min(max(centres[r], centres[r + 1] + 3.0), bounds[r][1])
+    return [(round(c - min(width, hi - lo) / 2), round(c + min(width, hi - lo) / 2))
+            for c, (lo, hi) in zip(centres, ranges, strict=True)]  # fmt: skip
+
+
+def ensemble_score(
+    seconds: float,
+    ranges: Sequence[tuple[int, int]],
+    seed: int | np.random.Generator | None = None,
+    *,
+    rng: np.random.Generator | None = None,
+    tempo: tuple[float, float] = (60.0, 100.0),
+    register: int = 14,
+    velocity_range: tuple[int, int] = (60, 100),
+    sources: Sequence[int] | None = None,
+) -> list[list[Note]]:
+    """Monophonic voices written together, chorale-like, one per instrument (as in Bach10).
+
+    Voices are ranked by the centre of their instrument's range (highest first = soprano) and
+    each gets a narrow register (``register`` semitones) inside its range, each 3..8 semitones
+    below the one above where the ranges allow. All voices share a key (major or harmonic
+    minor) and a rhythm grid of eighth notes at a tempo drawn in ``tempo`` (quarter notes per
+    minute): on each beat a voice plays a quarter (70%), two eighths (15%) or holds its note
+    (15%). Melodies move mostly by step (scale steps 0, +-1, +-2 with 15%, 60%, 16%, the
+    rest +-3, +-4 or an octave) and never cross: a voice sounds at or below the voice above it and
+    at or above the voice below it at every instant (a unison is allowed); where its register
+    would force a crossing, the order wins. Each note ends 0..30 ms before the voice's next
+    onset (articulation); the last runs to the end.
+
+    Parameters
+    ----------
+    seconds : float
+        Length of the score.
+    ranges : sequence of (int, int)
+        Playable range of each voice's instrument
+        (:func:`program_pitch_range`), any order.
+    seed, rng : int or numpy.random.Generator
+        Source of randomness (one of them is required).
+    tempo : (float, float)
+        Range of the tempo in beats per minute.
+    register : int
+        Width in semitones of each voice's register.
+    velocity_range : (int, int)
+        Each voice plays at one velocity drawn in this range.
+    sources : sequence of int or None
+        ``source`` of each voice's notes (default: its index).
+
+    Returns
+    -------
+    list of list of Note
+        The notes of each voice, in the order of ``ranges``; each voice is monophonic.
+
+    Chapter: book/01_cqt_features.md
+    """
+    if not seconds > 0:
+        raise ValueError(f"seconds must be > 0, got {seconds}")
+    ranges = [_check_range(r, "ranges") for r in ranges]
+    k = len(ranges)
+    sources = list(range(k)) if sources is None else [int(s) for s in sources]
+    if k == 0 or len(sources) != k:
+        raise ValueError(f"need at least one range and one source per range, got {k}, {sources}")
+    if not 0 < tempo[0] <= tempo[1] or register < 1:
+        raise ValueError(f"need 0 < tempo[0] <= tempo[1] and register >= 1, got {tempo}, "
+                         f"{register}")  # fmt: skip
+    rng = _as_rng(seed, rng)
+    order = sorted(range(k), key=lambda v: (-(ranges[v][0] + ranges[v][1]), v))
+    windows = dict(zip(order, _registers([ranges[v] for v in order], register, rng), strict=True))
+    tonic, scale = int(rng.integers(12)), _SCALES[int(rng.integers(2))]
+    in_key = np.array([p for p in range(128) if (p - tonic) % 12 in scale])
+    eighth = 30.0 / rng.uniform(*tempo)
+    n_beats = int(np.ceil(seconds / (2 * eighth)))
+    velocities = rng.integers(velocity_range[0], velocity_range[1] + 1, k)
+
+    # rhythm: the grid points (eighths) where each voice strikes
+    strikes = [set() for _ in range(k)]
+    for v in range(k):
+        for beat, u in enumerate(rng.random(n_beats)):
+            if beat == 0 or u < 0.85:  # else (15%) the voice holds through the beat
+                strikes[v].add(2 * beat)
+            if 0.7 <= u < 0.85:  # two eighths
+                strikes[v].add(2 * beat + 1)
+    # pitches, grid point by grid point, top voice first
+    current: dict[int, int] = {}
+    played: list[list[tuple[int, int]]] = [[] for _ in range(k)]  # (grid point, pitch)
+    for g in sorted(set().union(*strikes)):
+        for r, v in enumerate(order):
+            if g not in strikes[v]:
+                continue
+            upper = current[order[r - 1]] if r > 0 else MIDI_MAX
+            below = [current[w] for w in order[r + 1 :] if w in current and g not in strikes[w]]
+            lower = max(below, default=MIDI_MIN)
+            w_lo, w_hi = windows[v]
+            if v in current:
+                degree = int(np.searchsorted(in_key, current[v]))
+                step = int(rng.choice(_STEPS, p=_STEP_P))
+                target = int(in_key[np.clip(degree + step, 0, len(in_key) - 1)])
+            else:
+                target = (w_lo + w_hi) // 2
+            candidates = in_key[(in_key >= max(lower, w_lo)) & (in_key <= min(upper, w_hi))]
+            if len(candidates) == 0:  # the register would cross a neighbour: the order wins
+                candidates = in_key[(in_key >= lower) & (in_key <= upper)]
+            if len(candidates) == 0:
+                candidates = np.arange(lower, upper + 1)
+            current[v] = int(candidates[np.argmin(np.abs(candidates - target))])
+            played[v].append((g, current[v]))
+
+    voices = []
+    for v in range(k):
+        timed = [(g * eighth, pitch) for g, pitch in played[v] if g * eighth < seconds]
+        notes = []
+        for (onset, pitch), end in zip(timed, [t for t, _ in timed[1:]] + [seconds], strict=True):
+            gap = rng.uniform(0.0, min(0.03, (end - onset) / 4)) if end < seconds else 0.0
+            notes.append(Note(onset, end - gap, pitch, int(velocities[v]), sources[v]))
+        voices.append(notes)
+    return voices

@@ -1,67 +1,74 @@
-"""Render notes to audio: FluidSynth with pretty_midi's GM soundfont, or a numpy fallback.
+"""Render notes to audio: FluidSynth with a General MIDI soundfont, or a numpy fallback.
 
-FluidSynth plays the General MIDI soundfont that ships inside pretty_midi (``TimGM6mb.sf2``),
-so every GM program and the drum kit are available without downloads. Where the FluidSynth C
-library is missing, :func:`render_additive` (harmonic partials with per-family envelopes) takes
-over and says so once per process.
+FluidSynth plays a GM soundfont: the one that ships inside pretty_midi (``TimGM6mb.sf2``) unless
+another installed one is named (:mod:`~timbrelab.data.soundfonts`), so every GM program and the
+drum kit are available without downloads. Where the FluidSynth C library is missing,
+:func:`render_additive` (harmonic partials with per-family envelopes) takes over and says so
+once per process.
 
 Why not ``pretty_midi.PrettyMIDI.fluidsynth``? It returns 16-bit dithered output whose dither
 state lives in the synthesizer, so a reused synthesizer renders the same notes differently,
-and a fresh one costs a soundfont load (about 0.1 s). It also normalises each render to [-1, 1]
-(losing velocity) and adds a second of tail. Here a light synthesizer is created per render
-and shares one loaded soundfont per process; output is float, unnormalised and exactly as
-long as asked, with reverb and chorus off. The same notes therefore give the same samples,
-whatever was rendered before.
+and a fresh one costs a soundfont load (0.1 s for TimGM6mb, seconds for an ``.sf3``). It also
+normalises each render to [-1, 1] (losing velocity) and adds a second of tail. Here a light
+synthesizer is created per render and shares one loaded soundfont per process and file; output
+is float, unnormalised and exactly as long as asked, dry unless a
+:class:`~timbrelab.data.expression.Performance` asks for reverb and chorus. The same notes
+therefore give the same samples, whatever was rendered before.
+
+A performance also bends single notes out of tune. The pitch wheel acts on a whole MIDI
+channel, so each note is put on a channel where every note sounding with it has the same bend:
+the 15 pitched channels are reused once a note's release has had time to ring
+(:data:`RELEASE_GUARD`). Undetuned notes all share one channel, as without a performance.
 
 Chapter: book/01_cqt_features.md
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import math
 import os
 import threading
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
 
 from timbrelab.constants import SAMPLE_RATE
+from timbrelab.data.expression import Performance
 from timbrelab.data.gm import DRUM_PROGRAM, program_to_class
+from timbrelab.data.soundfonts import DEFAULT_SOUNDFONT, soundfont_path
 from timbrelab.notes import Note, midi_to_hz
 
 #: Seconds of release tail rendered after the last note when no length is given.
 RELEASE_TAIL = 1.0
+#: Seconds a channel keeps its pitch bend after its last note-off, while the release rings.
+RELEASE_GUARD = 0.25
 # FluidSynth renders in blocks of 64 samples; rendering whole blocks keeps every render
 # starting from the same internal state.
 _BLOCK = 64
 # Output gain of FluidSynth (its default, 0.2, leaves single notes near -30 dBFS).
 _FLUIDSYNTH_GAIN = 1.0
 _BACKENDS = ("auto", "fluidsynth", "additive")
-# Keys that TimGM6mb.sf2 leaves silent at any velocity, found by rendering every program on
-# every key 0..127 (see tests/test_data_render.py): holes in its sample maps. A label on such a
-# key would mark a note nobody can hear, so make_mixture drops these notes.
-_TIMGM6MB_SILENT = {
-    65: range(64, 65),  # alto sax: a hole at E4
-    67: range(80, 128),
-    68: (*range(0, 36), *range(109, 128)),
-    78: (*range(79, 102), *range(109, 128)),
-    101: range(107, 128),
-    113: range(90, 128),
-    122: (*range(0, 36), *range(87, 128)),
-    DRUM_PROGRAM: (*range(0, 27), *range(88, 128)),
-}
+_DRY = {"synth.reverb.active": 0, "synth.chorus.active": 0}
+# GM channel 10 (index 9) is the drum kit; pitched notes use the other 15.
+_DRUM_CHANNEL = 9
+_PITCHED_CHANNELS = tuple(c for c in range(16) if c != _DRUM_CHANNEL)
+# The pitch wheel's +-8192 steps span GM's default bend sensitivity of +-2 semitones.
+_BEND_STEPS_PER_CENT = 8192 / 200
+# SoundFont generator 24 sets the vibrato LFO's rate, in cents relative to 8.176 Hz.
+_GEN_VIB_LFO_FREQ, _VIB_LFO_HZ = 24, 8.176
+# A key counts as silent when a note this long at this velocity renders nothing but zeros.
+_PROBE_SECONDS, _PROBE_VELOCITY = 0.1, 100
+# Event kinds in the order they act at one sample: note-offs, then the controls that set up
+# the next notes (bends, controllers), then note-ons. An event is (sample, kind, a, b, channel):
+# a note's (pitch, velocity), or a control's (controller number or _BEND, value).
+_OFF, _CONTROL, _ON = 0, 1, 2
+_BEND = 128  # the pitch wheel, beside controller numbers 0..127
 
-
-def soundfont_path() -> Path:
-    """Path of the General MIDI soundfont shipped with pretty_midi (``TimGM6mb.sf2``).
-
-    Chapter: book/01_cqt_features.md
-    """
-    import pretty_midi
-
-    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+Event = tuple[int, int, int, int, int]
 
 
 @functools.cache
@@ -69,7 +76,7 @@ def _fluidsynth_api():
     """The pyfluidsynth module and the C functions it does not wrap, or None if unusable."""
     try:
         import fluidsynth
-        from fluidsynth import c_int, c_void_p, cfunc
+        from fluidsynth import c_float, c_int, c_void_p, cfunc
     except (ImportError, OSError):  # pyfluidsynth raises ImportError when libfluidsynth is absent
         return None
     api = {
@@ -95,6 +102,14 @@ def _fluidsynth_api():
         "get_sfont_by_id": cfunc(
             "fluid_synth_get_sfont_by_id", c_void_p, ("synth", c_void_p, 1), ("id", c_int, 1)
         ),
+        "set_gen": cfunc(
+            "fluid_synth_set_gen",
+            c_int,
+            ("synth", c_void_p, 1),
+            ("chan", c_int, 1),
+            ("param", c_int, 1),
+            ("value", c_float, 1),
+        ),  # fmt: skip
         "set_log_function": cfunc(
             "fluid_set_log_function",
             c_void_p,
@@ -124,74 +139,73 @@ def _resolve_backend(backend: str) -> str:
     return backend
 
 
-def is_audible(program: int, pitch: int, backend: str = "auto") -> bool:
-    """Whether the renderer makes a sound for ``pitch`` on ``program`` (128 = drums).
-
-    The GM soundfont has a few holes (e.g. alto sax E4, baritone sax above G#5, oboe below
-    C2); the additive synthesizer plays every key.
-
-    Chapter: book/01_cqt_features.md
-    """
-    program_to_class(program)  # validates
-    if _resolve_backend(backend) == "additive":
-        return True
-    return pitch not in _TIMGM6MB_SILENT.get(int(program), ())
+def _require_fluidsynth() -> None:
+    if not fluidsynth_available():
+        raise RuntimeError(
+            "backend='fluidsynth' but FluidSynth is not usable: install the C library "
+            "(Debian: apt-get install libfluidsynth3) and pyfluidsynth"
+        )
 
 
 class _SoundfontCache:
-    """One loaded soundfont per (process, sample rate), shared by short-lived synthesizers.
+    """One loaded soundfont per (process, file), shared by short-lived synthesizers.
 
-    Keyed by process id: a DataLoader worker forked from a parent that already loaded the
-    soundfont loads its own instead of sharing the parent's C objects.
+    Keyed by process id: a DataLoader worker forked from a parent that already loaded a
+    soundfont loads its own instead of sharing the parent's C objects. The synthesizer that
+    loads a soundfont (its holder) keeps it; the loaded samples do not depend on the output
+    rate, so one load serves every sample rate. The holder itself plays only the probes of
+    :func:`silent_keys`, which then need no synthesizer of their own.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._holders: dict[tuple[int, int], tuple[object, int]] = {}
+        self._holders: dict[tuple[int, str], tuple[object, int, int]] = {}
+        self._scratch = np.zeros((0, 2), np.float32)
 
-    def render(
-        self,
-        events: list[tuple[int, int, int, int]],
-        n: int,
-        sample_rate: int,
-        program: int,
-        drum: bool,
-    ) -> np.ndarray:
+    def scratch(self, frames: int) -> np.ndarray:
+        """A ``(frames, 2)`` float32 buffer reused by every render; call with the lock.
+
+        FluidSynth overwrites all of it. A fresh buffer of megabytes per render may come from
+        the system each time (the allocator's choice, which depends on what the process did
+        before), and faulting its pages in then costs a tenth of the render.
+        """
+        if len(self._scratch) < frames:
+            self._scratch = np.zeros((frames, 2), np.float32)
+        return self._scratch[:frames]
+
+    def _load(self, path: Path) -> tuple[object, int, int]:
+        """``(holder synthesizer, its soundfont id, soundfont pointer)``; call with the lock."""
+        key = (os.getpid(), str(path))
+        if key not in self._holders:
+            api = _fluidsynth_api()
+            holder = api["module"].Synth(
+                gain=_FLUIDSYNTH_GAIN, samplerate=SAMPLE_RATE, channels=16, **_DRY
+            )
+            sfid = holder.sfload(str(path))
+            if sfid < 0:
+                holder.delete()
+                raise RuntimeError(f"{path}: FluidSynth could not load it")
+            self._holders[key] = (holder, sfid, api["get_sfont_by_id"](holder.synth, sfid))
+        return self._holders[key]
+
+    @contextlib.contextmanager
+    def holder(self, path: Path) -> Iterator[tuple[object, int]]:
+        """The synthesizer that loaded the soundfont at ``path``, and the soundfont's id."""
+        with self._lock:
+            holder, sfid, _ = self._load(path)
+            yield holder, sfid
+
+    @contextlib.contextmanager
+    def synth(self, path: Path, sample_rate: int, settings: dict) -> Iterator[tuple[object, int]]:
+        """A fresh synthesizer with the soundfont at ``path`` added: ``(synth, soundfont id)``."""
         api = _fluidsynth_api()
-        fs = api["module"]
-        settings = {"synth.reverb.active": 0, "synth.chorus.active": 0}
-        with self._lock:  # one render at a time per process: the log switch below is global
-            key = (os.getpid(), sample_rate)
-            if key not in self._holders:
-                holder = fs.Synth(
-                    gain=_FLUIDSYNTH_GAIN, samplerate=sample_rate, channels=16, **settings
-                )
-                sfid = holder.sfload(str(soundfont_path()))
-                if sfid < 0:
-                    raise RuntimeError(f"{soundfont_path()}: FluidSynth could not load it")
-                self._holders[key] = (holder, api["get_sfont_by_id"](holder.synth, sfid))
-            sfont = self._holders[key][1]
-            synth = fs.Synth(gain=_FLUIDSYNTH_GAIN, samplerate=sample_rate, channels=16, **settings)
+        with self._lock:  # one synthesizer at a time per process: the log switch below is global
+            sfont = self._load(path)[2]
+            synth = api["module"].Synth(
+                gain=_FLUIDSYNTH_GAIN, samplerate=sample_rate, channels=16, **settings
+            )
             try:
-                sfid = api["add_sfont"](synth.synth, sfont)
-                channel = 9 if drum else 0
-                synth.program_select(channel, sfid, 128 if drum else 0, 0 if drum else program)
-                n_blocks = -(-n // _BLOCK) * _BLOCK
-                out = np.zeros((n_blocks, 2), np.float32)
-                now = 0
-                for sample, is_on, pitch, velocity in [*events, (n_blocks, 0, -1, 0)]:
-                    sample = min(sample, n_blocks)
-                    if sample > now:
-                        view = out[now:]
-                        ptr = view.ctypes.data
-                        api["write_float"](synth.synth, sample - now, ptr, 0, 2, ptr, 1, 2)
-                        now = sample
-                    if pitch < 0:
-                        break
-                    if is_on:
-                        synth.noteon(channel, pitch, velocity)
-                    else:
-                        synth.noteoff(channel, pitch)
+                yield synth, api["add_sfont"](synth.synth, sfont)
             finally:
                 # Removing the shared soundfont resets every channel, which logs one
                 # "no preset" warning per channel: silence warnings just for that call.
@@ -199,24 +213,190 @@ class _SoundfontCache:
                 api["remove_sfont"](synth.synth, sfont)
                 api["set_log_function"](2, previous, None)
                 synth.delete()
-        return (out[:n, 0] + out[:n, 1]) * np.float32(0.5)  # stereo presets -> mono
 
 
 _SOUNDFONTS = _SoundfontCache()
 _warned_fallback = False
 
 
-def _events(notes: list[Note], sample_rate: int, n: int) -> list[tuple[int, int, int, int]]:
-    """(sample, is_on, pitch, velocity) sorted by time, note-offs first at equal times."""
+def _write(synth, out: np.ndarray) -> None:
+    """Render ``len(out)`` stereo frames into the contiguous ``(N, 2)`` float32 ``out``."""
+    ptr = out.ctypes.data
+    _fluidsynth_api()["write_float"](synth.synth, len(out), ptr, 0, 2, ptr, 1, 2)
+
+
+def _select(synth, sfid: int, channel: int, program: int) -> None:
+    drum = program == DRUM_PROGRAM
+    synth.program_select(channel, sfid, 128 if drum else 0, 0 if drum else program)
+
+
+@functools.cache
+def _probe_silent_keys(path: str, program: int) -> frozenset[int]:
+    """Keys 0..127 that render only zeros, by playing each once (cached per process)."""
+    channel = _DRUM_CHANNEL if program == DRUM_PROGRAM else 0
+    out = np.zeros((-(-round(_PROBE_SECONDS * SAMPLE_RATE) // _BLOCK) * _BLOCK, 2), np.float32)
+    silent = set()
+    with _SOUNDFONTS.holder(Path(path)) as (synth, sfid):
+        _select(synth, sfid, channel, program)
+        for key in range(128):
+            synth.noteon(channel, key, _PROBE_VELOCITY)
+            _write(synth, out)
+            if not np.abs(out).max() > 0:
+                silent.add(key)
+            synth.all_sounds_off(channel)
+            _write(synth, out[:_BLOCK])  # the stopped voice ends within this block
+    return frozenset(silent)
+
+
+def silent_keys(program: int, soundfont: str | None = None) -> frozenset[int]:
+    """Keys a soundfont leaves silent on a program (128 = drums): holes in its sample maps.
+
+    Found by playing every key 0..127 once (velocity 100, 0.1 s) and cached per process, about
+    5 ms per program. TimGM6mb, for instance, has no alto sax E4, no oboe below C2 and
+    nothing above C8; FluidR3's contrabass stops at A#3.
+
+    Parameters
+    ----------
+    program : int
+        GM program 0..127, or 128 for drums.
+    soundfont : str or None
+        Short name (:func:`~timbrelab.data.soundfonts.available_soundfonts`); None: TimGM6mb.
+
+    Returns
+    -------
+    frozenset of int
+
+    Chapter: book/01_cqt_features.md
+    """
+    program_to_class(program)  # validates
+    _require_fluidsynth()
+    return _probe_silent_keys(str(soundfont_path(soundfont or DEFAULT_SOUNDFONT)), int(program))
+
+
+def is_audible(
+    program: int, pitch: int, backend: str = "auto", soundfont: str | None = None
+) -> bool:
+    """Whether the renderer makes a sound for ``pitch`` on ``program`` (128 = drums).
+
+    FluidSynth: False on the soundfont's holes (:func:`silent_keys`). The additive synthesizer
+    plays every key.
+
+    Chapter: book/01_cqt_features.md
+    """
+    program_to_class(program)  # validates
+    if _resolve_backend(backend) == "additive":
+        return True
+    return int(pitch) not in silent_keys(program, soundfont)
+
+
+def _pick_channel(bend: int, start: int, free_at: dict[int, int], bend_of: dict[int, int]) -> int:
+    """A channel already at ``bend``, else the first free one, else the one freed first."""
+    for channel in _PITCHED_CHANNELS:
+        if bend_of[channel] == bend:
+            return channel
+    for channel in _PITCHED_CHANNELS:
+        if free_at[channel] <= start:
+            return channel
+    return min(_PITCHED_CHANNELS, key=free_at.__getitem__)
+
+
+def _note_events(
+    notes: list[Note], bends: list[int], drum: bool, sample_rate: int, n: int
+) -> list[Event]:
+    """Note-ons and offs on their channels, with the pitch bends the channels need first."""
+    free_at = dict.fromkeys(_PITCHED_CHANNELS, 0)  # sample from which a channel may be retuned
+    bend_of = dict.fromkeys(_PITCHED_CHANNELS, 0)
+    guard = round(RELEASE_GUARD * sample_rate)
     events = []
-    for note in notes:
+    for i in sorted(range(len(notes)), key=lambda i: (notes[i].onset, notes[i].pitch)):
+        note = notes[i]
         start = round(note.onset * sample_rate)
         if start >= n:
             continue
         stop = max(round(note.offset * sample_rate), start + 1)
-        events.append((start, 1, note.pitch, max(note.velocity, 1)))
-        events.append((stop, 0, note.pitch, 0))
-    return sorted(events)
+        if drum:
+            channel = _DRUM_CHANNEL
+        else:
+            channel = _pick_channel(bends[i], start, free_at, bend_of)
+            if bend_of[channel] != bends[i]:
+                events.append((start, _CONTROL, _BEND, bends[i], channel))
+                bend_of[channel] = bends[i]
+            free_at[channel] = max(free_at[channel], stop + guard)
+        events.append((start, _ON, note.pitch, max(note.velocity, 1), channel))
+        events.append((stop, _OFF, note.pitch, 0, channel))
+    return events
+
+
+def _synth_settings(performance: Performance) -> dict:
+    """FluidSynth settings for the performance's reverb and chorus (both off when None)."""
+    settings = dict(_DRY)
+    if performance.reverb is not None:
+        room_size, damping, width, level = (float(v) for v in performance.reverb)
+        settings.update({
+            "synth.reverb.active": 1, "synth.reverb.room-size": room_size,
+            "synth.reverb.damp": damping, "synth.reverb.width": width, "synth.reverb.level": level,
+        })  # fmt: skip
+    if performance.chorus is not None:
+        voices, level, speed_hz, depth_ms = performance.chorus
+        settings.update({
+            "synth.chorus.active": 1, "synth.chorus.nr": int(voices),
+            "synth.chorus.level": float(level), "synth.chorus.speed": float(speed_hz),
+            "synth.chorus.depth": float(depth_ms),
+        })  # fmt: skip
+    return settings
+
+
+def _render_fluidsynth(
+    notes: list[Note],
+    program: int,
+    drum: bool,
+    sample_rate: int,
+    n: int,
+    path: Path,
+    performance: Performance,
+) -> np.ndarray:
+    detune = performance.detune_cents
+    if detune and (drum or len(detune) != len(notes)):
+        raise ValueError(
+            "performance.detune_cents needs one value per note, and drums take none: got "
+            f"{len(detune)} for {len(notes)} {'drum ' if drum else ''}notes"
+        )
+    bends = [min(max(round(c * _BEND_STEPS_PER_CENT), -8192), 8191) for c in detune]
+    events = _note_events(notes, bends or [0] * len(notes), drum, sample_rate, n)
+    channels = sorted({e[4] for e in events} | {_DRUM_CHANNEL if drum else _PITCHED_CHANNELS[0]})
+    for seconds, controller, value in performance.controls:
+        if not (0 <= controller <= 127 and 0 <= value <= 127):
+            raise ValueError(f"bad MIDI control change {controller}={value} at {seconds} s")
+        sample = round(seconds * sample_rate)
+        if sample < n:
+            events += [(sample, _CONTROL, int(controller), int(value), c) for c in channels]
+    events.sort()
+    n_blocks = -(-n // _BLOCK) * _BLOCK
+    with _SOUNDFONTS.synth(path, sample_rate, _synth_settings(performance)) as (synth, sfid):
+        out = _SOUNDFONTS.scratch(n_blocks)
+        for channel in channels:
+            _select(synth, sfid, channel, program)
+            if performance.vibrato_hz is not None:
+                cents = 1200 * math.log2(performance.vibrato_hz / _VIB_LFO_HZ)
+                _fluidsynth_api()["set_gen"](synth.synth, channel, _GEN_VIB_LFO_FREQ, cents)
+        now = 0
+        for sample, kind, a, b, channel in events:
+            if sample >= n_blocks:
+                break  # nothing later reaches the output
+            if sample > now:
+                _write(synth, out[now:sample])
+                now = sample
+            if kind == _ON:
+                synth.noteon(channel, a, b)
+            elif kind == _OFF:
+                synth.noteoff(channel, a)
+            elif a == _BEND:
+                synth.pitch_bend(channel, b)
+            else:
+                synth.cc(channel, a, b)
+        _write(synth, out[now:])
+        # stereo presets -> mono, before the lock lets another render reuse the buffer
+        return (out[:n, 0] + out[:n, 1]) * np.float32(0.5)
 
 
 def _check_notes(notes: Iterable[Note]) -> list[Note]:
@@ -243,6 +423,8 @@ def render_notes(
     seconds: float | None = None,
     seed: int = 0,
     backend: str = "auto",
+    soundfont: str | None = None,
+    performance: Performance | None = None,
 ) -> np.ndarray:
     """Render notes played by one GM instrument.
 
@@ -266,12 +448,25 @@ def render_notes(
     backend : {"auto", "fluidsynth", "additive"}
         "auto" uses FluidSynth when :func:`fluidsynth_available`, else the additive synth
         (with a one-time warning).
+    soundfont : str or None
+        Short name of an installed soundfont
+        (:func:`~timbrelab.data.soundfonts.available_soundfonts`); None: TimGM6mb.
+    performance : Performance or None
+        Per-note detune (in the order of ``notes``), MIDI controllers, reverb and chorus
+        (:func:`~timbrelab.data.expression.draw_performance`); None: dry, as written. The
+        additive synthesizer plays the notes only.
 
     Returns
     -------
     np.ndarray ``(N,)`` float32
         ``N = round(seconds * sample_rate)``. Not normalised: louder velocities give louder
         audio; a single note peaks around 0.1-0.4, chords can exceed 1.
+
+    Raises
+    ------
+    ValueError
+        Bad arguments, or a ``soundfont`` that is not installed (the message lists those that
+        are).
 
     Chapter: book/01_cqt_features.md
     """
@@ -282,15 +477,13 @@ def render_notes(
     if sample_rate <= 0:
         raise ValueError(f"sample_rate must be > 0, got {sample_rate}")
     n = _n_samples(notes, seconds, sample_rate)
+    path = soundfont_path(soundfont or DEFAULT_SOUNDFONT)  # a missing soundfont fails here
     if _resolve_backend(backend) == "fluidsynth":
-        if not fluidsynth_available():
-            raise RuntimeError(
-                "backend='fluidsynth' but FluidSynth is not usable: install the C library "
-                "(Debian: apt-get install libfluidsynth3) and pyfluidsynth"
-            )
-        return _SOUNDFONTS.render(
-            _events(notes, sample_rate, n), n, int(sample_rate), int(program), drum
-        )
+        _require_fluidsynth()
+        return _render_fluidsynth(
+            notes, DRUM_PROGRAM if drum else int(program), drum, int(sample_rate), n, path,
+            performance or Performance(),
+        )  # fmt: skip
     if backend == "auto" and not _warned_fallback:
         _warned_fallback = True
         warnings.warn(
@@ -303,14 +496,6 @@ def render_notes(
     return render_additive(
         notes, DRUM_PROGRAM if drum else program, sample_rate, n / sample_rate, seed
     )
-
-
-def _remove_dc(audio: np.ndarray, sample_rate: int) -> np.ndarray:
-    """One-pole DC blocker (-3 dB at 5 Hz): some soundfont samples carry a DC offset."""
-    from scipy.signal import lfilter
-
-    pole = 1 - 2 * np.pi * 5.0 / sample_rate
-    return lfilter([1.0, -1.0], [1.0, -pole], audio).astype(np.float32)
 
 
 # --- additive fallback ------------------------------------------------------------------------

@@ -144,6 +144,7 @@ def recipe(
     tier: str = "quick",
     seed: int = 0,
     loss: str | None = None,
+    data_options: Mapping[str, object] | None = None,
     **config_overrides: object,
 ) -> Recipe:
     """Data, model, loss and config to train a Chapter 2 transcription model at a tier.
@@ -162,6 +163,9 @@ def recipe(
         Seeds the model's initialisation, the data and the training order.
     loss : {"focal", "basic_pitch", "bce"}, optional
         Loss kind; default the model's own (:data:`DEFAULT_LOSS`, else focal).
+    data_options : mapping, optional
+        Extra :class:`~timbrelab.data.SyntheticMixtures` settings for the training and
+        validation data (``soundfonts``, ``expression``, ``style``, ``room``, ...).
     **config_overrides
         :class:`~timbrelab.training.TrainConfig` fields, e.g. ``steps=20``.
 
@@ -179,7 +183,11 @@ def recipe(
 
     def data(n_items: int, data_seed: int) -> Dataset:
         return SyntheticMixtures(
-            n_items, seconds=spec.seconds, instruments=spec.instruments, seed=data_seed
+            n_items,
+            seconds=spec.seconds,
+            instruments=spec.instruments,
+            seed=data_seed,
+            **(data_options or {}),
         )
 
     return Recipe(
