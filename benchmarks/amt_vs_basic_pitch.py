@@ -83,15 +83,16 @@ def load_timbrelab(weights: Path | None, device: str = "cpu") -> torch.nn.Module
 
     Chapter: book/02_focal_loss_amt.md
     """
-    from timbrelab import pretrained
-    from timbrelab.models import build_model
+    from timbrelab import pretrained, systems
+    from timbrelab.io import load_checked
 
     if weights is None:
         return pretrained.load("amt", device)
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = load_checked(weights, "weights file or checkpoint")
     if isinstance(state, dict) and {"model_name", "model_config", "model"} <= set(state):
         # a Trainer checkpoint: the model's state_dict sits next to optimiser state
-        model = build_model(state["model_name"], **(state["model_config"] or {}))
+        system = systems.get(state["model_name"])
+        model = system.build_model(**(state["model_config"] or {}))
         model.load_state_dict(state["model"])
         return model.to(device).eval()
     return pretrained.load_weights(weights, device)

@@ -15,6 +15,7 @@ import torch
 
 from timbrelab.audio import write_wav
 from timbrelab.constants import SAMPLE_RATE
+from timbrelab.io import save_checked
 from timbrelab.models import build_model
 from timbrelab.notes import Note
 from timbrelab.training import save_weights
@@ -91,7 +92,7 @@ def test_load_timbrelab_reads_weights_files_and_checkpoints(bench, tmp_path):
         "model_config": asdict(model.config),
         "step": 7,
     }
-    torch.save(checkpoint, tmp_path / "checkpoint.pt")
+    save_checked(checkpoint, tmp_path / "checkpoint.pt")  # as the Trainer writes it
     for name in ("weights.pt", "checkpoint.pt"):
         loaded = bench.load_timbrelab(tmp_path / name)
         assert not loaded.training
