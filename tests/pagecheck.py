@@ -154,6 +154,22 @@ def _parse(page: Path) -> _Links:
     return parser
 
 
+#: Height of one screenshot tile: a long page is saved as several (Chromium caps a capture).
+TILE_HEIGHT = 15000
+
+
+def _screenshot(driver, stem: Path) -> None:
+    """The whole page at 1280 px: ``<stem>.png``, or ``<stem>-1.png``, ``-2`` ... when long."""
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    driver.set_window_size(WINDOW_WIDTH, min(height, TILE_HEIGHT) + 100)
+    tops = range(0, height, TILE_HEIGHT)
+    for number, top in enumerate(tops, start=1):
+        driver.execute_script(f"window.scrollTo(0, {top})")
+        suffix = f"-{number}" if len(tops) > 1 else ""
+        driver.save_screenshot(str(stem.with_name(stem.name + suffix + ".png")))
+
+
 def check_links(site: Path, pages: list[Path]) -> list[Problem]:
     """Internal links: the target file exists and holds the anchor."""
     problems, parsed = [], {}
@@ -210,11 +226,7 @@ def check_site(
                 elif audio["peak"] < SILENT_PEAK:
                     problems.append(Problem(name, "silent audio", audio["src"]))
             if screenshots is not None:
-                height = driver.execute_script("return document.documentElement.scrollHeight")
-                driver.set_window_size(WINDOW_WIDTH, min(int(height) + 100, 30000))
-                shot = screenshots / (name.replace("/", "__").removesuffix(".html") + ".png")
-                shot.parent.mkdir(parents=True, exist_ok=True)
-                driver.save_screenshot(str(shot))
+                _screenshot(driver, screenshots / name.replace("/", "__").removesuffix(".html"))
     finally:
         driver.quit()
         shutil.rmtree(user_data, ignore_errors=True)
