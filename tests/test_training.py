@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 
 from timbrelab.io import load_checked
 from timbrelab.runtime import resolve_device
-from timbrelab.training import TrainConfig, Trainer
+from timbrelab.training import BEST, LRSchedule, TrainConfig, Trainer, frozen_modules
 
 
 class Noisy(Dataset):
@@ -154,3 +154,68 @@ def test_device_resolution():
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else None
     assert resolve_device("auto").type in {expected, "mps", "cpu"}
+
+
+def test_frozen_modules_stay_in_eval_mode_and_out_of_the_optimiser(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+    frozen = nn.Sequential(model[0], model[1])
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    before = {k: v.clone() for k, v in frozen.state_dict().items()}
+    seen_modes = []
+
+    def loss_fn(model, batch):
+        seen_modes.append((model[1].training, model[3].training))
+        return mse(model, batch)
+
+    trainer = Trainer(model, loss_fn, Noisy(), None, config(), tmp_path)
+    trainer.fit()
+    assert frozen_modules(model) == [model[0], model[1]]
+    assert set(seen_modes) == {(False, True)}  # BatchNorm of the frozen part in eval mode
+    for key, value in frozen.state_dict().items():
+        assert torch.equal(value, before[key]), key  # weights and running statistics kept
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert optimised == {id(p) for p in model[3].parameters()}
+
+
+def test_plateau_schedule_halves_after_patience_and_resumes():
+    cfg = config(lr_schedule="plateau", monitor="mae", monitor_mode="min", warmup_steps=2,
+                 plateau_patience=1, plateau_factor=0.5)  # fmt: skip
+    schedule = LRSchedule(cfg, total_steps=100)
+    assert [schedule.factor(s) for s in (0, 1, 2)] == [0.5, 1.0, 1.0]
+    for value in (1.0, 0.9, 0.95, 0.92):  # better, worse twice: one halving
+        schedule.observe(value)
+    assert schedule.factor(50) == 0.5
+    again = LRSchedule(cfg, total_steps=100)
+    again.load_state_dict(schedule.state_dict())
+    assert again.factor(50) == 0.5
+    with pytest.raises(ValueError, match="needs a monitor"):
+        config(lr_schedule="plateau")
+
+
+def test_several_training_sets_per_step_and_the_best_weights_kept(tmp_path):
+    seen = []
+
+    def two_sets(model, batches):
+        if model.training:
+            seen.append(sorted(batches))
+        loss, parts = mse(model, batches["labelled"])
+        if "unlabelled" in batches:  # training steps; validation has labelled data only
+            loss = loss + 0.0 * model(batches["unlabelled"]["x"]).mean()
+        return loss, parts
+
+    scores = iter([0.5, 0.9, 0.7])  # the second evaluation is the best
+
+    def metric(model, batch):
+        return {"score": next(scores)}
+
+    sets = {"labelled": Noisy(), "unlabelled": Noisy()}
+    cfg = config(monitor="score", eval_every=3, steps=9)
+    val = torch.utils.data.Subset(Noisy(), range(2))
+    trainer = Trainer(tiny_model(), two_sets, sets, val, cfg, tmp_path, metric)
+    trainer.fit()
+    assert len(seen) == 9 and all(keys == ["labelled", "unlabelled"] for keys in seen)
+    best = load_checked(tmp_path / BEST)
+    assert best["step"] == 6 and best["score"] == 0.9
+    for key, value in best["model"].items():
+        assert torch.equal(trainer.model.state_dict()[key], value), key  # restored at the end

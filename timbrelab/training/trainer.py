@@ -349,7 +349,8 @@ class Trainer:
     train_data : Dataset or mapping of name -> Dataset
         Map-style dataset(s); items collate with the default ``collate_fn`` (dicts of
         tensors). With several named sets each step takes one batch of each and ``loss_fn``
-        gets ``{name: batch}``; epochs count passes over the first. Exact resumption needs
+        gets ``{name: batch}`` (validation batches as ``{first name: batch}``); epochs count
+        passes over the first. Exact resumption needs
         items that depend only on their index (as :class:`timbrelab.data.SyntheticMixtures`)
         or ``num_workers=0``.
     val_data : Dataset, optional
@@ -391,6 +392,7 @@ class Trainer:
         self.train_sets: dict[str, Dataset] = (
             dict(train_data) if self.several_sets else {"train": train_data}
         )
+        self.primary = next(iter(self.train_sets))
         self.train_data = train_data
         self.val_data = val_data
         self.metric_fn = metric_fn
@@ -587,8 +589,11 @@ class Trainer:
         with torch.inference_mode():
             for batch in self._loader(self.val_data, everything):
                 batch = _to_device(batch, self.device)
+                # with several training sets the loss takes {set name: batch}: validation
+                # data stands for the first set (the labelled one)
+                as_trained = {self.primary: batch} if self.several_sets else batch
                 with self._autocast():
-                    loss, parts = self.loss_fn(self.model, batch)
+                    loss, parts = self.loss_fn(self.model, as_trained)
                 losses.add({"loss": float(loss), **parts})
                 if self.metric_fn is not None:
                     metrics.add(self.metric_fn(self.model, batch))
