@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import importlib.metadata
 import io
 import json
 import logging
@@ -63,6 +62,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from provenance import git, package_version
 
 from timbrelab.audio import load_audio, write_wav
 from timbrelab.constants import SAMPLE_RATE
@@ -403,23 +403,6 @@ def _cli_matches(model: torch.nn.Module, pieces: list[dict], out: Path) -> bool:
 # --- report -----------------------------------------------------------------------------------
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent, timeout=10
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def _machine_info(threads: int) -> dict:
     """Machine, load, versions and repository state, for the record."""
     cpu_model = None
@@ -436,9 +419,9 @@ def _machine_info(threads: int) -> dict:
         "threads": {"torch": torch.get_num_threads(), "onnxruntime_intra_op": threads},
         "load_average_at_start": list(os.getloadavg()),
         "versions": {
-            "python": platform.python_version(),
+            "python": platform.pythonpackage_version(),
             **{
-                p: _version(p)
+                p: package_version(p)
                 for p in (
                     "timbrelab",
                     "torch",
@@ -452,8 +435,8 @@ def _machine_info(threads: int) -> dict:
                 )
             },
         },
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain")),
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain")),
     }
 
 

@@ -32,7 +32,6 @@ import argparse
 import contextlib
 import datetime
 import hashlib
-import importlib.metadata
 import json
 import os
 import platform
@@ -46,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+from provenance import git, package_version
 
 from timbrelab.data.mixtures import make_mixture
 from timbrelab.notes import read_notes
@@ -118,22 +118,6 @@ def run_case(path_kind: str, audio: Path, folder: Path) -> dict:
     return row
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def _git(*args: str) -> str | None:
-    with contextlib.suppress(OSError, subprocess.CalledProcessError):
-        root = Path(__file__).resolve().parents[1]
-        return subprocess.run(
-            ["git", *args], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-    return None
-
-
 def machine_info() -> dict:
     """Machine, memory, load, versions and repository state, for the record."""
     cpu_model = memory_total = None
@@ -153,11 +137,11 @@ def machine_info() -> dict:
         "memory_gb": memory_total,
         "load_average_at_start": list(os.getloadavg()),
         "versions": {
-            "python": platform.python_version(),
-            **{p: _version(p) for p in ("timbrelab", "torch", "numpy", "soundfile", "soxr")},
+            "python": platform.pythonpackage_version(),
+            **{p: package_version(p) for p in ("timbrelab", "torch", "numpy", "soundfile", "soxr")},
         },
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(_git("status", "--porcelain")),
+        "git_commit": git("rev-parse", "HEAD"),
+        "git_dirty": bool(git("status", "--porcelain")),
     }
 
 

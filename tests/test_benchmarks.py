@@ -6,6 +6,7 @@ The Basic Pitch test skips when basic-pitch is not installed (it is a benchmark-
 from __future__ import annotations
 
 import importlib.util
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -25,6 +26,9 @@ SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "amt_vs_basic_pitc
 
 @pytest.fixture(scope="module")
 def bench():
+    # the scripts import their sibling `provenance`, as `python benchmarks/<script>.py` allows
+    if str(SCRIPT.parent) not in sys.path:
+        sys.path.insert(0, str(SCRIPT.parent))
     spec = importlib.util.spec_from_file_location("amt_vs_basic_pitch", SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

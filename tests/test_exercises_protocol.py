@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +124,20 @@ def test_describe_names_type_and_shape() -> None:
     assert describe((1, 2)) == "a tuple of 2 items"
     assert describe(np.int64(3)) == "an int64 (3)"
     assert describe("x" * 50).startswith("a str ('xxxx") and describe("x" * 50).endswith("…)")
+
+
+def _typical_wrong_answers() -> list:
+    """Every chapter test module's ``TYPICAL_WRONG_ANSWERS`` table, as pytest params."""
+    params = []
+    for path in sorted(Path(__file__).parent.glob("test_exercises_ch*.py")):
+        table = importlib.import_module(path.stem).TYPICAL_WRONG_ANSWERS
+        chapter = path.stem.removeprefix("test_exercises_")
+        params += [pytest.param(*row[1:], id=f"{chapter}-{row[0]}") for row in table]
+    return params
+
+
+@pytest.mark.parametrize(("check", "wrong", "phrase"), _typical_wrong_answers())
+def test_typical_wrong_answers_fail_with_a_helpful_message(check, wrong, phrase) -> None:
+    with pytest.raises(AssertionError) as failure:
+        check(wrong, strict=True)
+    assert phrase in str(failure.value)

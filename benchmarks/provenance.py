@@ -1,0 +1,32 @@
+"""What every benchmark records beside its numbers: package versions and the repository state.
+
+Imported by the scripts in this folder (run as ``python benchmarks/<script>.py``, which puts
+this folder on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def package_version(package: str) -> str | None:
+    """The installed version of ``package``, or None when it is not installed."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git(*args: str) -> str | None:
+    """``git <args>`` in the repository, stripped; None when git fails or is missing."""
+    try:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=ROOT, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
