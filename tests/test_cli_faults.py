@@ -61,6 +61,10 @@ def workspace(tmp_path_factory) -> Path:
     (ws / "keep").mkdir()
     (ws / "keep" / "mine.txt").write_text("a user's work\n")
     (ws / "existing.mid").write_bytes(b"the user's own MIDI file")
+    (ws / "nested").mkdir()
+    write_wav(ws / "nested" / "nested.wav", tone, SR)
+    (ws / "sep" / "good").mkdir(parents=True)
+    (ws / "sep" / "good" / "0_violin.wav").write_bytes(b"an earlier separation")
 
     torch.manual_seed(0)
     training.save_weights(build_model("amt", **TINY), ws / "w.pt")
@@ -161,6 +165,18 @@ CASES = [
     ("synth seed -1", "synth -o {ws}/s --seed -1", "--seed: must be >= 0"),
     ("synth rate", "synth -o {ws}/s --sample-rate 8000", "--sample-rate"),
     ("synth hop 0", "synth -o {ws}/s --hop-length 0", "--hop-length"),
+    # separate
+    ("separate, system does not separate", "separate {ws}/good.wav -o {ws}/parts",
+     "does not separate sources"),
+    ("separate bad input", "separate {ws}/text.wav -o {ws}/parts", "text.wav: not a readable"),
+    ("separate onto a file", "separate {ws}/good.wav -o {ws}/a_file", "a_file: exists and is not"),
+    ("separate over a non-empty folder", "separate {ws}/good.wav -o {ws}/sep",
+     "good: folder exists and is not empty (use --force"),
+    ("separate into a folder holding the input", "separate {ws}/nested/nested.wav -o {ws}",
+     "holds an input"),
+    ("separate same input twice", "separate {ws}/good.wav {ws}/good.wav -o {ws}/parts",
+     "would overwrite"),
+    ("separate unknown model", "separate {ws}/good.wav -o {ws}/parts --model nope", "'nope'"),
     # train
     ("train unknown model", "train nope --out {ws}/t", "nope"),
     ("train seed -1", "train amt --out {ws}/t --seed -1", "--seed: must be >= 0, got -1"),

@@ -155,3 +155,15 @@ def test_bad_cache_files_are_regenerated(tmp_path, damage):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # regenerated: read back silently now
         data.arrays(0)
+
+
+def test_check_writable_of_a_folder_still_to_be_created(tmp_path):
+    from timbrelab.io import check_writable
+
+    check_writable(tmp_path / "a" / "b", missing_ok=True)
+    assert list(tmp_path.iterdir()) == []  # probed at tmp_path, nothing created or left
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        check_writable(tmp_path / "a")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileNotFoundError):
+        check_writable(tmp_path / "file" / "sub", missing_ok=True)

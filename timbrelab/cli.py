@@ -73,11 +73,12 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _check_output_file(target: Path, inputs: Sequence[Path] = ()) -> None:
+def _check_output_file(target: Path, inputs: Sequence[Path] = (), missing_ok: bool = False) -> None:
     """Refuse, before any work, an output file that would destroy something or cannot be written.
 
     Never an input of the same command, never a folder, and its folder must exist and be
-    writable now (so an unwritable output is reported at once, not after the work).
+    writable now (so an unwritable output is reported at once, not after the work); with
+    ``missing_ok`` the folder may still have to be created.
     """
     from timbrelab.io import check_writable
 
@@ -87,7 +88,7 @@ def _check_output_file(target: Path, inputs: Sequence[Path] = ()) -> None:
     if target.is_dir():
         raise CLIError(f"{target}: is a folder, not a file to write")
     try:
-        check_writable(target.parent)
+        check_writable(target.parent, missing_ok=missing_ok)
     except OSError as err:
         raise CLIError(f"{target}: cannot write ({err})") from err
 
@@ -351,21 +352,27 @@ def _transcribe_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
         args.format = _check_suffix(out, NOTE_FORMATS, args.format)
         _check_output_file(out, inputs)
         return [(inputs[0], out)]
+    suffix = f".{args.format or 'mid'}"
+    targets = _batch_targets(out, inputs, lambda path: f"{path.stem}{suffix}")
+    for _, target in targets:
+        _check_output_file(target, inputs, missing_ok=True)
+    return targets
+
+
+def _batch_targets(
+    out: Path, inputs: list[Path], name: Callable[[Path], str]
+) -> list[tuple[Path, Path]]:
+    """``(input, out / name(input))`` pairs for a batch, refused when OUT is a file or two
+    inputs would write the same target. OUT itself is created only when the first output
+    is written, so a command that fails early leaves nothing behind."""
     if out.exists() and not out.is_dir():
         raise CLIError(f"{out}: exists and is not a folder (several inputs need a folder)")
-    suffix = f".{args.format or 'mid'}"
-    targets = [(path, out / f"{path.stem}{suffix}") for path in inputs]
+    targets = [(path, out / name(path)) for path in inputs]
     seen: dict[Path, Path] = {}
     for path, target in targets:
         if target in seen:
             raise CLIError(f"{path}: would overwrite {target}, also written for {seen[target]}")
         seen[target] = path
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise CLIError(_os_message(err)) from err
-    for _, target in targets:
-        _check_output_file(target, inputs)
     return targets
 
 
@@ -404,6 +411,7 @@ def _for_each_input(
         system_check(system)
     for path, target in good:
         try:
+            target.parent.mkdir(parents=True, exist_ok=True)  # a batch's OUT, on first use
             summary = work(system, model, path, target)
         except AudioError as err:
             fail(str(err))
@@ -457,23 +465,19 @@ def _run_separate(args: argparse.Namespace) -> None:
     from timbrelab.io import atomic_directory, check_writable
     from timbrelab.notes import write_notes
 
-    out: Path = args.output
     inputs: list[Path] = args.inputs
-    if out.exists() and not out.is_dir():
-        raise CLIError(f"{out}: exists and is not a folder")
-    targets = [(path, out / path.stem) for path in inputs]
-    seen: dict[Path, Path] = {}
-    for path, folder in targets:
-        if folder in seen:
-            raise CLIError(f"{path}: would overwrite {folder}, also written for {seen[folder]}")
-        seen[folder] = path
+    targets = _batch_targets(args.output, inputs, lambda path: path.stem)
+    for _, folder in targets:  # the output-path policy, for folders
         if any(_same_file(folder, p) or folder.resolve() in p.resolve().parents for p in inputs):
             raise CLIError(f"{folder}: holds an input; refusing to write there")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        check_writable(out)
-    except OSError as err:
-        raise CLIError(_os_message(err)) from err
+        if folder.exists() and not folder.is_dir():
+            raise CLIError(f"{folder}: exists and is not a folder")
+        if folder.is_dir() and any(folder.iterdir()) and not args.force:
+            raise CLIError(f"{folder}: folder exists and is not empty (use --force to replace it)")
+        try:
+            check_writable(folder.parent, missing_ok=True)
+        except OSError as err:
+            raise CLIError(_os_message(err)) from err
 
     def must_separate(system) -> None:
         if not system.separates:
@@ -485,14 +489,11 @@ def _run_separate(args: argparse.Namespace) -> None:
 
     def separate(system, model, path: Path, folder: Path) -> str:
         output = system.infer_file(model, path, **_decode_options(args))
-        try:
-            with atomic_directory(folder, replace=args.force) as tmp:
-                for k, name in enumerate(output.sources):
-                    stem = f"{k}_{_slug(name)}"
-                    write_wav(tmp / f"{stem}.wav", output.stems[k], output.sample_rate)
-                    write_notes([n for n in output.notes if n.source == k], tmp / f"{stem}.mid")
-        except FileExistsError as err:
-            raise CLIError(f"{err} (use --force to replace it)") from None
+        with atomic_directory(folder, replace=args.force) as tmp:
+            for k, name in enumerate(output.sources):
+                stem = f"{k}_{_slug(name)}"
+                write_wav(tmp / f"{stem}.wav", output.stems[k], output.sample_rate)
+                write_notes([n for n in output.notes if n.source == k], tmp / f"{stem}.mid")
         return f"{len(output.sources)} sources, {len(output.notes)} notes"
 
     _for_each_input("separate", targets, args, separate, must_separate)

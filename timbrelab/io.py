@@ -17,6 +17,7 @@ Chapter: book/02_focal_loss_amt.md
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import io
 import os
@@ -88,7 +89,7 @@ def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
     folder = target.parent
     removed = []
     try:
-        candidates = list(folder.glob(f".{glob_escape(target.name)}.*.tmp*"))
+        candidates = list(folder.glob(f".{glob.escape(target.name)}.*.tmp*"))
     except OSError:
         return removed
     for candidate in candidates:
@@ -102,11 +103,6 @@ def remove_stale_temporaries(target: str | os.PathLike) -> list[Path]:
                 candidate.unlink()
             removed.append(candidate)
     return removed
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob's special characters escaped (``[``, ``*``, ``?``)."""
-    return re.sub(r"([\[\]*?])", r"[\1]", name)
 
 
 @contextlib.contextmanager
@@ -150,18 +146,23 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def check_writable(folder: str | os.PathLike) -> None:
+def check_writable(folder: str | os.PathLike, missing_ok: bool = False) -> None:
     """Raise an OSError naming ``folder`` unless a file can be created in it now.
 
     Called before long work, so that an unwritable output is reported at once rather than
-    after minutes of computing.
+    after minutes of computing. With ``missing_ok`` a folder that does not exist yet (it will
+    be created when the output is written) is checked at its nearest existing parent, and
+    nothing is created.
 
     Chapter: book/02_focal_loss_amt.md
     """
     folder = Path(folder)
-    if not folder.is_dir():
+    existing = folder
+    while missing_ok and not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
         raise FileNotFoundError(f"{folder}: folder does not exist")
-    probe = _temporary_name(folder / "write-check")
+    probe = _temporary_name(existing / "write-check")
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as err:
