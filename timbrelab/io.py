@@ -208,8 +208,7 @@ def atomic_directory(path: str | os.PathLike, replace: bool = False) -> Iterator
     anchor.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(anchor)
     tmp = _temporary_name(anchor)
-    tmp.mkdir()
-    os.chmod(tmp, 0o777 & ~_umask())
+    tmp.mkdir()  # mode 0o777 less the umask: an ordinary folder once renamed
     try:
         yield tmp
         if in_place:
@@ -226,12 +225,6 @@ def atomic_directory(path: str | os.PathLike, replace: bool = False) -> Iterator
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]) -> None:

@@ -435,8 +435,8 @@ class Trainer:
     def _build_optimisation(self) -> None:
         self.model.to(self.device)
         self.frozen = frozen_modules(self.model)
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = self.optimizer_fn(trainable, self.config)
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = self.optimizer_fn(self.trainable, self.config)
         self.base_lrs = [group["lr"] for group in self.optimizer.param_groups]
         self.schedule = LRSchedule(self.config, self.total_steps)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
@@ -568,8 +568,7 @@ class Trainer:
         self.scaler.scale(loss).backward()
         if cfg.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
-            trainable = [p for p in self.model.parameters() if p.requires_grad]
-            nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+            nn.utils.clip_grad_norm_(self.trainable, cfg.grad_clip)
         self._set_lr(self.step)
         self.scaler.step(self.optimizer)
         self.scaler.update()
