@@ -193,6 +193,10 @@ CASES = [
      "checkpoint.pt: not a readable checkpoint (corrupt"),
     ("resume other config", "train amt --out {ws}/run --steps 2 --resume", "checkpoint"),
     ("train bad device", "train amt --out {ws}/t --device nope", "--device nope"),
+    ("train config not key=value", "train amt --out {ws}/t --config 3", "expected KEY=VALUE"),
+    ("train config unknown field", "train amt --out {ws}/t --config bogus=1", "bogus"),
+    ("train config wrong type", "train amt --out {ws}/t --config neck_channels=x",
+     "--config neck_channels='x': not a valid amt config"),
     # evaluate
     ("evaluate nothing", "evaluate", "nothing to evaluate"),
     ("evaluate seconds nan", "evaluate --synthetic 1 --seconds nan", "--seconds"),

@@ -35,6 +35,19 @@ def test_recipe_quick_tier_trains_a_transcription_model(tmp_path):
         recipe("amt", "huge")
 
 
+def test_model_config_reaches_the_model_and_its_weights(tmp_path):
+    from timbrelab.cli import main
+    from timbrelab.pretrained import read_weights
+
+    r = systems.get("amt").recipe("quick", model_config={"neck_channels": 4})
+    assert r.model.config.neck_channels == 4
+    code = main(["train", "amt", "--steps", "1", "--out", str(tmp_path),
+                 "--config", "neck_channels=4", "--config", "onset_channels=2"])  # fmt: skip
+    assert code == 0
+    config = read_weights(tmp_path / "weights.pt")["config"]
+    assert (config["neck_channels"], config["onset_channels"]) == (4, 2)
+
+
 def test_transcription_loss_fn_uses_the_given_kind():
     model = nn.Module()
     outputs = {"frame": torch.zeros(1, 88, 5), "onset": torch.zeros(1, 88, 5)}

@@ -67,7 +67,7 @@ class ToySystem(System):
         model.name = self.name
         return model
 
-    def recipe(self, tier: str = "quick", seed: int = 0, **overrides: object) -> Recipe:
+    def recipe(self, tier="quick", seed=0, model_config=None, **overrides) -> Recipe:
         torch.manual_seed(seed)
 
         def data(n: int, data_seed: int) -> SyntheticMixtures:
@@ -82,7 +82,8 @@ class ToySystem(System):
             return frames, {"frames": float(frames.detach())}
 
         config = TrainConfig(**{"steps": 2, "batch_size": 2, "eval_every": 2, **overrides})
-        return Recipe(self.build_model(), loss_fn, data(4, 2 * seed), data(2, 2 * seed + 1), config)
+        model = self.build_model(**(model_config or {}))
+        return Recipe(model, loss_fn, data(4, 2 * seed), data(2, 2 * seed + 1), config)
 
     def infer(self, model: nn.Module, audio: np.ndarray, **options: object) -> SystemOutput:
         with torch.inference_mode():

@@ -534,12 +534,12 @@ def _run_systems(args: argparse.Namespace) -> None:
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "train",
-        help="train a transcription model on synthetic mixtures",
-        description="Train MODEL (amt, amt_bn, amt_conv39, amt_nolog, basic_pitch, "
-        "onsets_frames) at a tier; writes checkpoint.pt, metrics.csv/json, loss.png and, at "
-        "the end, weights.pt (for `timbrelab transcribe --weights`) to OUT.",
+        help="train a system's model on synthetic mixtures",
+        description="Train SYSTEM (see `timbrelab systems`) at a tier; writes checkpoint.pt, "
+        "metrics.csv/json, loss.png and, at the end, weights.pt (for `timbrelab transcribe "
+        "--weights`) to OUT.",
     )
-    p.add_argument("model", metavar="MODEL", help="what to train (see the description)")
+    p.add_argument("model", metavar="SYSTEM", help="what to train (see `timbrelab systems`)")
     p.add_argument(
         "--tier",
         choices=("quick", "full"),
@@ -557,6 +557,15 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         "--steps", type=_bounded_int(1, 10**9), default=None, help="override the tier's step count"
     )
     p.add_argument(
+        "--config",
+        type=_config_item,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a field of the model's config, e.g. a variant (repeatable; VALUE is read "
+        "as JSON when it parses, else as text)",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue from DIR/checkpoint.pt (a run folder with a checkpoint is "
@@ -571,6 +580,19 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_train)
 
 
+def _config_item(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` of ``train --config``: VALUE as JSON (numbers, true, lists) or text."""
+    import json
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def _run_train(args: argparse.Namespace) -> None:
     from timbrelab import systems
     from timbrelab.io import check_writable
@@ -580,9 +602,14 @@ def _run_train(args: argparse.Namespace) -> None:
     if args.steps is not None:
         overrides["steps"] = args.steps
     try:
-        r = systems.get(args.model).recipe(args.tier, seed=args.seed, **overrides)
+        r = systems.get(args.model).recipe(
+            args.tier, seed=args.seed, model_config=dict(args.config), **overrides
+        )
     except ValueError as err:
         raise CLIError(str(err)) from err
+    except TypeError as err:  # a --config value of the wrong type reached the model
+        given = " ".join(f"{k}={v!r}" for k, v in args.config)
+        raise CLIError(f"--config {given}: not a valid {args.model} config ({err})") from err
     out: Path = args.out
     if (out / "checkpoint.pt").exists() and not args.resume:
         raise CLIError(

@@ -145,6 +145,7 @@ def recipe(
     seed: int = 0,
     loss: str | None = None,
     data_options: Mapping[str, object] | None = None,
+    model_config: Mapping[str, object] | None = None,
     **config_overrides: object,
 ) -> Recipe:
     """Data, model, loss and config to train a Chapter 2 transcription model at a tier.
@@ -166,6 +167,8 @@ def recipe(
     data_options : mapping, optional
         Extra :class:`~timbrelab.data.SyntheticMixtures` settings for the training and
         validation data (``soundfonts``, ``expression``, ``style``, ``room``, ...).
+    model_config : mapping, optional
+        Fields of the model's config, e.g. ``{"neck_channels": 32}``.
     **config_overrides
         :class:`~timbrelab.training.TrainConfig` fields, e.g. ``steps=20``.
 
@@ -179,7 +182,7 @@ def recipe(
     spec = TIERS[tier]
     config = TrainConfig(**{**spec.config, "seed": seed, **config_overrides})
     seed_everything(seed)  # the model's initial weights
-    model = build_model(model_name)
+    model = build_model(model_name, **(model_config or {}))
 
     def data(n_items: int, data_seed: int) -> Dataset:
         return SyntheticMixtures(
@@ -219,8 +222,14 @@ class TranscriptionSystem(System):
 
         return build_model(self.name, **config)
 
-    def recipe(self, tier: str = "quick", seed: int = 0, **overrides: object) -> Recipe:
-        return recipe(self.name, tier, seed, **overrides)
+    def recipe(
+        self,
+        tier: str = "quick",
+        seed: int = 0,
+        model_config: Mapping[str, object] | None = None,
+        **overrides: object,
+    ) -> Recipe:
+        return recipe(self.name, tier, seed, model_config=model_config, **overrides)
 
     def infer(self, model: nn.Module, audio: np.ndarray, **options: object) -> SystemOutput:
         """Notes of ``audio`` (``options``: decoder thresholds, see

@@ -11,6 +11,7 @@ Chapter: book/02_focal_loss_amt.md
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,8 +88,17 @@ class System:
         name) and a dataclass ``.config`` that rebuilds it."""
         raise NotImplementedError
 
-    def recipe(self, tier: str = "quick", seed: int = 0, **overrides: object) -> Recipe:
-        """Model, loss, data, metrics and training config at a tier (``"quick"``/``"full"``);
+    def recipe(
+        self,
+        tier: str = "quick",
+        seed: int = 0,
+        model_config: Mapping[str, object] | None = None,
+        **overrides: object,
+    ) -> Recipe:
+        """Model, loss, data, metrics and training config at a tier (``"quick"``/``"full"``).
+
+        ``model_config`` overrides fields of the model's config (what :meth:`build_model`
+        takes: a variant, e.g. an ablation; ``timbrelab train --config KEY=VALUE``);
         ``overrides`` are :class:`~timbrelab.training.TrainConfig` fields."""
         raise NotImplementedError
 
