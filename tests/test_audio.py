@@ -127,9 +127,9 @@ def test_stereo_44k_to_mono_22k(tmp_path) -> None:
 
 def test_scipy_fallback_without_soxr(tmp_path, monkeypatch) -> None:
     x = sine(1.0, 44100)
-    with_soxr = audio_module._resample(x, 44100, 22050)
+    with_soxr = audio_module.resample(x, 44100, 22050)
     monkeypatch.setitem(sys.modules, "soxr", None)  # makes `import soxr` raise ImportError
-    without = audio_module._resample(x, 44100, 22050)
+    without = audio_module.resample(x, 44100, 22050)
     assert without.dtype == np.float32 and without.shape == with_soxr.shape
     np.testing.assert_allclose(without[500:-500], with_soxr[500:-500], atol=1e-3)
 

@@ -5,10 +5,7 @@ The Basic Pitch test skips when basic-pitch is not installed (it is a benchmark-
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,18 +18,10 @@ from timbrelab.models import build_model
 from timbrelab.notes import Note
 from timbrelab.training import save_weights
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "amt_vs_basic_pitch.py"
-
 
 @pytest.fixture(scope="module")
-def bench():
-    # the scripts import their sibling `provenance`, as `python benchmarks/<script>.py` allows
-    if str(SCRIPT.parent) not in sys.path:
-        sys.path.insert(0, str(SCRIPT.parent))
-    spec = importlib.util.spec_from_file_location("amt_vs_basic_pitch", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_benchmark):
+    return load_benchmark("amt_vs_basic_pitch")
 
 
 def test_note_events_become_sorted_notes(bench):

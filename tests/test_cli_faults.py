@@ -177,6 +177,15 @@ CASES = [
     ("separate same input twice", "separate {ws}/good.wav {ws}/good.wav -o {ws}/parts",
      "would overwrite"),
     ("separate unknown model", "separate {ws}/good.wav -o {ws}/parts --model nope", "'nope'"),
+    # reconstruct
+    ("reconstruct, system does not reconstruct", "reconstruct {ws}/good.wav -o {ws}/rec",
+     "--model amt: does not reconstruct audio (systems that do: timbre_trap)"),
+    ("reconstruct bad input", "reconstruct {ws}/text.wav -o {ws}/rec --model timbre_trap",
+     "text.wav: not a readable"),
+    ("reconstruct over a non-empty folder", "reconstruct {ws}/good.wav -o {ws}/sep",
+     "good: folder exists and is not empty (use --force"),
+    ("reconstruct onto a file", "reconstruct {ws}/good.wav -o {ws}/a_file",
+     "a_file: exists and is not"),
     # train
     ("train unknown model", "train nope --out {ws}/t", "nope"),
     ("train seed -1", "train amt --out {ws}/t --seed -1", "--seed: must be >= 0, got -1"),
@@ -210,6 +219,15 @@ CASES = [
     ("evaluate flipped weights", "evaluate --synthetic 1 --weights {ws}/flipped.pt",
      "checksum mismatch"),
     ("unknown command", "separate-all", "invalid choice"),
+    ("separate cerberus bad input", "separate --model cerberus {ws}/text.wav -o {ws}/parts",
+     "text.wav: not a readable"),
+    ("separate cerberus_quartet over a non-empty folder",
+     "separate --model cerberus_quartet {ws}/good.wav -o {ws}/sep",
+     "good: folder exists and is not empty (use --force"),
+    ("train cerberus unknown head", "train cerberus --out {ws}/t --config heads=dc,xx",
+     "heads must be a non-empty subset"),
+    ("train cerberus config wrong type", "train cerberus --out {ws}/t --config hidden_size=x",
+     "--config hidden_size='x': not a valid cerberus config"),
 ]  # fmt: skip
 
 

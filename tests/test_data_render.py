@@ -52,6 +52,18 @@ def test_exact_length_and_velocity_kept(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("rate", [4000, 6000, 96000])
+def test_any_sample_rate_plays_the_written_pitch(backend, rate):
+    """Rates FluidSynth cannot play at (below 8 kHz) are rendered higher and resampled."""
+    audio = render_notes([Note(0.1, 1.0, 69, 100)], 40, sample_rate=rate, seconds=1.2,
+                         backend=backend)  # fmt: skip
+    assert audio.shape == (round(1.2 * rate),)
+    spectrum = np.abs(np.fft.rfft(audio))
+    peak_hz = spectrum.argmax() * rate / len(audio)
+    assert abs(12 * np.log2(peak_hz / 440.0)) < 0.5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_rendering_does_not_depend_on_what_came_before(backend):
     notes = [Note(0.05, 0.4, 64, 90), Note(0.2, 0.6, 67, 70)]
     first = render_notes(notes, 40, seconds=0.8, seed=3, backend=backend)

@@ -221,3 +221,16 @@ def test_notes_sort_with_unknown_and_known_sources() -> None:
     first, second = Note(0.0, 1.0, 60, source=0), Note(0.0, 1.0, 60, source=1)
     assert sorted([second, first, unknown]) == [unknown, first, second]
     assert sorted([Note(0.5, 1.0, 60), Note(0.0, 2.0, 72, source=3)])[0].onset == 0.0
+
+
+def test_named_sources_get_named_tracks_and_read_back_in_order(tmp_path) -> None:
+    import pretty_midi
+
+    notes = [Note(0.0, 0.5, 60, source=None), Note(0.1, 0.4, 40, source=2)]
+    path = tmp_path / "named.mid"
+    write_notes(notes, path, source_names=["Violin", "Clarinet", "Bassoon"])
+    names = [track.name for track in pretty_midi.PrettyMIDI(str(path)).instruments]
+    assert names == ["unassigned", "Bassoon (source 2)"]
+    assert [n.source for n in read_notes(path)] == [None, 2]
+    with pytest.raises(ValueError, match="source_names"):
+        write_notes(notes, path, source_names=["Violin"])

@@ -114,3 +114,34 @@ def test_model_card(shipped):
     text = card.read_text()
     sha = json.loads(registry.read_text())["tiny"]["sha256"]
     assert sha in text and "- tier: quick" in text and "`amt`" in text and "note F1" in text
+
+
+def test_ship_run_takes_weights_or_the_best_checkpoint(tmp_path):
+    from timbrelab import systems
+    from timbrelab.pretrained import ship_run
+
+    registry = tmp_path / "shipped" / "registry.json"
+    registry.parent.mkdir()
+    tiny = dict(sample_rate=4000, n_octaves=6, bins_per_octave=12, hop_length=16,
+                base_channels=2, latent_size=8)  # fmt: skip
+    # a run stopped early: best.pt only (the quick tier keeps the best validation F1)
+    stopped = systems.get("timbre_trap").recipe(
+        "quick", model_config=tiny, steps=1, batch_size=1, eval_every=1, progress=False
+    )
+    stopped.val_data = torch.utils.data.Subset(stopped.val_data, [0])
+    stopped.trainer(tmp_path / "stopped").fit()
+    assert not (tmp_path / "stopped" / "weights.pt").exists()
+    target = ship_run("timbre_trap", tmp_path / "stopped", tiny, registry)
+    assert target == registry.with_name("timbre_trap.pt")
+    shipped = load("timbre_trap", registry=registry)
+    pairs = zip(shipped.state_dict().values(), stopped.model.state_dict().values(), strict=True)
+    for a, b in pairs:
+        assert torch.equal(a, b)
+    # a finished run: its weights.pt, whatever model_config says
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    model = build_model("amt", early_channels=2, neck_channels=2, onset_channels=1)
+    save_weights(model, finished / "weights.pt")
+    ship_run("amt", finished, registry=registry)
+    assert load("amt", registry=registry).config.neck_channels == 2
+    assert available(registry) == ["amt", "timbre_trap"]

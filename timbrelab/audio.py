@@ -41,8 +41,14 @@ def _audioread_open(path: Path):
             yield f
 
 
-def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
-    """Band-limited resampling: soxr's HQ filter (what ``librosa.resample`` uses by default)."""
+def resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Band-limited resampling of ``audio (..., N)`` from ``rate`` to ``target`` Hz: soxr's HQ
+    filter (what ``librosa.resample`` uses by default). The same rate returns ``audio``.
+
+    Chapter: book/01_cqt_features.md
+    """
+    if rate == target:
+        return np.asarray(audio, dtype=np.float32)
     try:
         import soxr
     except ImportError:  # soxr comes with librosa >= 0.10; scipy's polyphase filter otherwise
@@ -248,7 +254,7 @@ def load_audio(
     )
     audio = _below_full_scale(audio, peak)
     if rate != sample_rate:
-        audio = _resample(audio, rate, sample_rate)
+        audio = resample(audio, rate, sample_rate)
     return _clip(audio)
 
 
@@ -267,7 +273,7 @@ def _soundfile_blocks(path: Path, block_frames: int) -> Iterator[np.ndarray]:
 def _resample_blocks(blocks: Iterable[np.ndarray], rate: int, target: int) -> Iterator[np.ndarray]:
     """Resample a stream of mono blocks with soxr's streaming resampler.
 
-    Concatenated, the output equals :func:`_resample` of the concatenated input, sample for
+    Concatenated, the output equals :func:`resample` of the concatenated input, sample for
     sample: the stream keeps the filter's state (its latency) between blocks, and flushes it
     at the end.
     """

@@ -1,5 +1,6 @@
 """The ``timbrelab`` command: ``synth``, ``transcribe``, ``separate``, ``train``, ``evaluate``,
-``systems``; every model-facing command reaches its system through :mod:`timbrelab.systems`.
+``systems``, ``assignments``; every model-facing command reaches its system through
+:mod:`timbrelab.systems`.
 
 Each subcommand is a small function here that calls the package; errors a user can cause
 (bad files, bad arguments, unwritable output) become one line on stderr and exit code 2.
@@ -93,6 +94,14 @@ def _check_output_file(target: Path, inputs: Sequence[Path] = (), missing_ok: bo
         raise CLIError(f"{target}: cannot write ({err})") from err
 
 
+def _folder_error(err: OSError, out: Path) -> CLIError:
+    """One line for an output folder that :func:`timbrelab.io.atomic_directory` refused."""
+    if err.strerror:  # the system refused (no such folder, no permission, ...)
+        return CLIError(f"{out}: cannot write there ({err.strerror})")
+    hint = " (use --force to replace it)" if isinstance(err, FileExistsError) else ""
+    return CLIError(f"{err}{hint if out.is_dir() else ''}")
+
+
 def _check_suffix(target: Path, formats: Mapping[str, str], chosen: str | None) -> str:
     """The output format: ``chosen`` (``--format``) or the suffix's; they must agree."""
     by_suffix = formats.get(target.suffix.lower())
@@ -130,9 +139,11 @@ def _build_parser() -> argparse.ArgumentParser:
         _add_synth,
         _add_transcribe,
         _add_separate,
+        _add_reconstruct,
         _add_train,
         _add_evaluate,
         _add_systems,
+        _add_assignments,
     ):
         add(subparsers)
     return parser
@@ -212,10 +223,7 @@ def _run_synth(args: argparse.Namespace) -> None:
                                sample_rate=sample_rate)  # fmt: skip
             save_mixture(mix, tmp, hop_length)
     except OSError as err:
-        if err.strerror:  # the system refused (no such folder, no permission, ...)
-            raise CLIError(f"{out}: cannot write there ({err.strerror})") from None
-        hint = " (use --force to replace it)" if isinstance(err, FileExistsError) else ""
-        raise CLIError(f"{err}{hint if out.is_dir() else ''}") from None
+        raise _folder_error(err, out) from None
     names = ", ".join(class_name(p) for p in mix.programs)
     print(f"{out}: {args.seconds:g} s, {len(mix.notes)} notes, instruments: {names}")
 
@@ -427,9 +435,11 @@ def _run_transcribe(args: argparse.Namespace) -> None:
     from timbrelab.notes import write_notes
 
     def transcribe(system, model, path: Path, target: Path) -> str:
-        notes = system.infer_file(model, path, **_decode_options(args)).notes
-        write_notes(notes, target, format=args.format)
-        return f"{len(notes)} notes"
+        output = system.infer_file(model, path, **_decode_options(args))
+        # a separating system names its sources: MIDI tracks carry the instrument names
+        write_notes(output.notes, target, format=args.format,
+                    source_names=output.sources or None)  # fmt: skip
+        return f"{len(output.notes)} notes"
 
     _for_each_input("transcribe", _transcribe_targets(args), args, transcribe)
 
@@ -437,21 +447,34 @@ def _run_transcribe(args: argparse.Namespace) -> None:
 # --- separate -----------------------------------------------------------------------------
 
 
-def _add_separate(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "separate",
-        help="separate audio files into one wav and one MIDI file per instrument",
-        description="Separate each input with a system that separates sources: input a.wav "
-        "gives the folder DIR/a/ holding <k>_<source>.wav and <k>_<source>.mid for every "
-        "source k the system finds.",
-    )
+def _add_folder_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    run: Callable[[argparse.Namespace], None],
+    help: str,
+    description: str,
+) -> None:
+    """A command that writes one folder per input, DIR/<input name>/ (separate, reconstruct)."""
+    p = subparsers.add_parser(name, help=help, description=description)
     p.add_argument("inputs", nargs="+", type=Path, metavar="IN", help="audio file(s)")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
                    help="output folder (created)")  # fmt: skip
     p.add_argument("--force", action="store_true",
                    help="replace DIR/<input name>/ folders that are not empty")  # fmt: skip
     _add_model_options(p)
-    p.set_defaults(run=_run_separate)
+    p.set_defaults(run=run)
+
+
+def _add_separate(subparsers: argparse._SubParsersAction) -> None:
+    _add_folder_command(
+        subparsers,
+        "separate",
+        _run_separate,
+        help="separate audio files into one wav and one MIDI file per instrument",
+        description="Separate each input with a system that separates sources: input a.wav "
+        "gives the folder DIR/a/ holding <k>_<source>.wav and <k>_<source>.mid for every "
+        "source k the system finds.",
+    )
 
 
 def _slug(name: str) -> str:
@@ -459,15 +482,15 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_") or "source"
 
 
-def _run_separate(args: argparse.Namespace) -> None:
-    from timbrelab import systems
-    from timbrelab.audio import write_wav
-    from timbrelab.io import atomic_directory, check_writable
-    from timbrelab.notes import write_notes
+def _folder_targets(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    """``(input, DIR/<input name>)`` pairs, checked by the output-path policy for folders:
+    never inside or onto an input, never over a file, never over a non-empty folder without
+    --force, and writable, all before any work."""
+    from timbrelab.io import check_writable
 
     inputs: list[Path] = args.inputs
     targets = _batch_targets(args.output, inputs, lambda path: path.stem)
-    for _, folder in targets:  # the output-path policy, for folders
+    for _, folder in targets:
         if any(_same_file(folder, p) or folder.resolve() in p.resolve().parents for p in inputs):
             raise CLIError(f"{folder}: holds an input; refusing to write there")
         if folder.exists() and not folder.is_dir():
@@ -478,17 +501,32 @@ def _run_separate(args: argparse.Namespace) -> None:
             check_writable(folder.parent, missing_ok=True)
         except OSError as err:
             raise CLIError(_os_message(err)) from err
+    return targets
 
-    def must_separate(system) -> None:
-        if not system.separates:
-            able = [n for n in systems.names() if systems.get(n).separates] or ["none yet"]
+
+def _requires(task: str, doing: str) -> Callable[..., None]:
+    """A ``system_check`` refusing a system whose tasks lack ``task``, naming those that can."""
+    from timbrelab import systems
+
+    def check(system) -> None:
+        if task not in system.tasks:
+            able = [n for n in systems.names() if task in systems.get(n).tasks] or ["none yet"]
             raise CLIError(
-                f"--model {system.name}: does not separate sources (systems that do: "
-                f"{', '.join(able)})"
+                f"--model {system.name}: does not {doing} (systems that do: {', '.join(able)})"
             )
+
+    return check
+
+
+def _run_separate(args: argparse.Namespace) -> None:
+    from timbrelab.audio import write_wav
+    from timbrelab.io import atomic_directory
+    from timbrelab.notes import write_notes
 
     def separate(system, model, path: Path, folder: Path) -> str:
         output = system.infer_file(model, path, **_decode_options(args))
+        if output.stems is None:  # e.g. a variant trained without its separation heads
+            raise CLIError(f"{path}: this {system.name} model makes no stems (it cannot separate)")
         with atomic_directory(folder, replace=args.force) as tmp:
             for k, name in enumerate(output.sources):
                 stem = f"{k}_{_slug(name)}"
@@ -496,7 +534,42 @@ def _run_separate(args: argparse.Namespace) -> None:
                 write_notes([n for n in output.notes if n.source == k], tmp / f"{stem}.mid")
         return f"{len(output.sources)} sources, {len(output.notes)} notes"
 
-    _for_each_input("separate", targets, args, separate, must_separate)
+    targets = _folder_targets(args)
+    _for_each_input("separate", targets, args, separate, _requires("separate", "separate sources"))
+
+
+# --- reconstruct --------------------------------------------------------------------------
+
+
+def _add_reconstruct(subparsers: argparse._SubParsersAction) -> None:
+    _add_folder_command(
+        subparsers,
+        "reconstruct",
+        _run_reconstruct,
+        help="resynthesise audio files with an autoencoder (and its other renderings)",
+        description="Run a system that reconstructs audio (e.g. timbre_trap) on each input: "
+        "input a.wav gives the folder DIR/a/ holding reconstruction.wav and one wav per other "
+        "rendering the system makes (Timbre-Trap: timbre_less.wav, its transcription played "
+        "back), at the model's sample rate.",
+    )
+
+
+def _run_reconstruct(args: argparse.Namespace) -> None:
+    from timbrelab.audio import write_wav
+    from timbrelab.io import atomic_directory
+
+    def reconstruct(system, model, path: Path, folder: Path) -> str:
+        output = system.infer_file(model, path, **_decode_options(args))
+        audio = {"reconstruction": output.reconstruction, **output.renderings}
+        with atomic_directory(folder, replace=args.force) as tmp:
+            for name, wave in audio.items():
+                write_wav(tmp / f"{_slug(name)}.wav", wave, output.sample_rate)
+        return f"{', '.join(audio)} at {output.sample_rate} Hz"
+
+    targets = _folder_targets(args)
+    _for_each_input(
+        "reconstruct", targets, args, reconstruct, _requires("reconstruct", "reconstruct audio")
+    )
 
 
 # --- systems ------------------------------------------------------------------------------
@@ -724,6 +797,135 @@ def _run_evaluate(args: argparse.Namespace) -> None:
                 tmp.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         except OSError as err:
             raise CLIError(_os_message(err)) from err
+
+
+# --- assignments --------------------------------------------------------------------------
+
+
+def _add_assignments(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "assignments",
+        help="build course assignments from the chapters' exercises, and grade them",
+        description="Build student and instructor notebooks from chapters' exercises, and grade "
+        "the notebooks students hand in (see the book's page for instructors).",
+    )
+    actions = p.add_subparsers(
+        dest="action",
+        required=True,
+        metavar="ACTION",
+        help="build: the notebooks to hand out; grade: a class's notebooks",
+    )
+    build = actions.add_parser(
+        "build",
+        help="student and instructor notebooks for chapters",
+        description="Write DIR/student/<chapter>.ipynb (to hand out: exercises, starter code "
+        "and checks, no solutions), DIR/instructor/<chapter>.ipynb (solutions and hidden "
+        "grading cases) and DIR/instructor/grading.json (points per exercise and the hidden "
+        "cases' seed; keep it from students).",
+    )
+    build.add_argument("chapters", nargs="+", type=_bounded_int(1), metavar="CHAPTER",
+                       help="chapter numbers, e.g. 1 2")  # fmt: skip
+    build.add_argument("-o", "--output", required=True, type=Path, metavar="DIR",
+                       help="output folder (created)")  # fmt: skip
+    build.add_argument("--book", type=Path, default=None, metavar="DIR",
+                       help="the book's pages (default: the book beside the package)")  # fmt: skip
+    build.add_argument("--seed", type=_seed, default=None, metavar="N",
+                       help="seed of the hidden grading cases (default: a random one)")  # fmt: skip
+    build.add_argument("--force", action="store_true", help="replace DIR if it is not empty")
+    build.set_defaults(run=_run_assignments_build)
+    grade = actions.add_parser(
+        "grade",
+        help="grade the notebooks students handed in",
+        description="Run every student's notebook (SUBMISSIONS/<student id>/<notebook>) in a "
+        "kernel of its own, grade each exercise's function on the hidden cases, and write one "
+        "CSV row per student and exercise: student, exercise, points, max_points, feedback.",
+    )
+    grade.add_argument("submissions", type=Path, metavar="SUBMISSIONS",
+                       help="one folder per student, named by the student's id")  # fmt: skip
+    grade.add_argument("--chapter", required=True, type=_bounded_int(1), metavar="N",
+                       help="the chapter whose notebook the students hand in")  # fmt: skip
+    grade.add_argument("--assignment", required=True, type=Path, metavar="DIR",
+                       help="the folder `assignments build` wrote (its grading.json)")  # fmt: skip
+    grade.add_argument("-o", "--output", required=True, type=Path, metavar="FILE.csv",
+                       help="the grades")  # fmt: skip
+    grade.add_argument("--cell-timeout", type=_bounded_int(1, 86_400), default=120, metavar="S",
+                       help="time limit of one cell in seconds (default 120)")  # fmt: skip
+    grade.add_argument("--timeout", type=_bounded_int(1, 86_400), default=600, metavar="S",
+                       help="time limit of one notebook in seconds (default 600)")  # fmt: skip
+    grade.set_defaults(run=_run_assignments_grade)
+
+
+def _run_assignments_build(args: argparse.Namespace) -> None:
+    import secrets
+
+    from timbrelab.assignments import (
+        DEFAULT_BOOK,
+        KEY_PATH,
+        AssignmentError,
+        build_assignment,
+        read_chapter,
+    )
+    from timbrelab.io import atomic_directory
+
+    book: Path = args.book or DEFAULT_BOOK
+    out: Path = args.output
+    if not book.is_dir():
+        raise CLIError(f"{book}: no such folder (--book: the folder of the book's pages)")
+    if book.resolve().is_relative_to(out.resolve()) or out.resolve().is_relative_to(book.resolve()):
+        raise CLIError(f"{out}: is or holds the book's folder {book}; write elsewhere")
+    try:
+        chapters = [read_chapter(number, book) for number in dict.fromkeys(args.chapters)]
+    except AssignmentError as err:
+        raise CLIError(str(err)) from err
+    seed = secrets.randbits(32) if args.seed is None else args.seed
+    try:
+        with atomic_directory(out, replace=args.force) as tmp:
+            build_assignment(chapters, seed, tmp)
+    except OSError as err:
+        raise _folder_error(err, out) from None
+    for chapter in chapters:
+        print(f"{out / 'student' / chapter.notebook_name}: {len(chapter.exercises)} exercises")
+    print(f"{out / KEY_PATH}: points and hidden cases (keep it from students)")
+
+
+def _run_assignments_grade(args: argparse.Namespace) -> None:
+    from timbrelab.assignments import (
+        KEY_PATH,
+        AssignmentError,
+        Limits,
+        grade_submissions,
+        read_key,
+        write_grades,
+    )
+
+    out: Path = args.output
+    submissions: Path = args.submissions
+    key_path = args.assignment / KEY_PATH
+    if out.suffix.lower() != ".csv":
+        raise CLIError(f"{out}: the grades are a CSV file; name it .csv")
+    _check_output_file(out, [key_path])
+    if not submissions.is_dir():
+        raise CLIError(f"{submissions}: not a folder (SUBMISSIONS: one folder per student)")
+    if out.resolve().is_relative_to(submissions.resolve()):
+        raise CLIError(f"{out}: is inside SUBMISSIONS; write the grades elsewhere")
+
+    def progress(student: str, rows: list) -> None:
+        got, most = sum(r.points for r in rows), sum(r.max_points for r in rows)
+        print(f"{student}: {got:g}/{most:g} points")
+
+    try:
+        key = read_key(key_path)
+        limits = Limits(cell=args.cell_timeout, notebook=args.timeout)
+        grades = grade_submissions(submissions, args.chapter, key, limits, progress)
+    except AssignmentError as err:
+        raise CLIError(str(err)) from err
+    if not grades:
+        raise CLIError(f"{submissions}: holds no student folders")
+    try:
+        write_grades(grades, out)
+    except OSError as err:
+        raise CLIError(_os_message(err)) from err
+    print(f"{out}: {len({g.student for g in grades})} students, {len(grades)} rows")
 
 
 # --- entry point --------------------------------------------------------------------------

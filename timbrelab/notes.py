@@ -15,6 +15,7 @@ import io
 import json
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -275,6 +276,7 @@ def write_notes(
     path: str | os.PathLike,
     format: str | None = None,
     programs: Sequence[int] | Mapping[int, int] | None = None,
+    source_names: Sequence[str] | None = None,
 ) -> None:
     """Write notes to a MIDI, CSV or JSON file, atomically.
 
@@ -293,6 +295,10 @@ def write_notes(
     programs : sequence or mapping of int, optional
         MIDI only: General MIDI program (0..127) of each source's track, ``programs[source]``;
         tracks default to program 0 (acoustic grand piano).
+    source_names : sequence of str, optional
+        MIDI only: tracks are named ``"<source_names[k]> (source k)"`` (e.g. the instruments a
+        separating system found) instead of ``"source k"``; :func:`read_notes` reads ``k``
+        back from either form.
 
     Raises
     ------
@@ -312,7 +318,7 @@ def write_notes(
     notes.sort()
     with atomic_output(path) as tmp:
         if fmt == "mid":
-            _midi_from_notes(notes, programs, path).write(str(tmp))
+            _midi_from_notes(notes, programs, path, source_names).write(str(tmp))
         else:
             text = _csv_text(notes) if fmt == "csv" else _json_text(notes)
             tmp.write_text(text, encoding="utf-8", newline="")
@@ -332,11 +338,13 @@ def _json_text(notes: list[Note]) -> str:
     return json.dumps([asdict(n) for n in notes], indent=1) + "\n"
 
 
-def _midi_from_notes(notes: list[Note], programs, path: Path):
+def _midi_from_notes(notes: list[Note], programs, path: Path, source_names=None):
     import pretty_midi
 
     midi = pretty_midi.PrettyMIDI(resolution=_MIDI_RESOLUTION, initial_tempo=_MIDI_TEMPO)
     sources = sorted({n.source for n in notes}, key=lambda s: -1 if s is None else s)
+    if source_names is not None and any(s is not None and s >= len(source_names) for s in sources):
+        raise ValueError(f"{path}: source_names has no name for some note's source")
     for source in sources:
         program = 0
         if programs is not None and source is not None:
@@ -347,6 +355,8 @@ def _midi_from_notes(notes: list[Note], programs, path: Path):
         if not (isinstance(program, int | np.integer) and 0 <= program <= 127):
             raise ValueError(f"{path}: program of source {source} must be 0..127, got {program!r}")
         name = "unassigned" if source is None else f"source {source}"
+        if source_names is not None and source is not None:
+            name = f"{source_names[source]} ({name})"
         track = pretty_midi.Instrument(program=int(program), name=name)
         for n in notes:
             if n.source != source:
@@ -431,10 +441,12 @@ def _notes_from_midi(path: Path) -> list[Note]:
     notes = []
     for index, track in enumerate(midi.instruments):
         name = track.name.strip()
+        # "source 2" or "Cello (source 2)"
+        named = re.fullmatch(r"source (\d+)|.* \(source (\d+)\)", name)
         if name == "unassigned":
             source = None
-        elif name.startswith("source ") and name[7:].isdigit():
-            source = int(name[7:])
+        elif named:
+            source = int(named.group(1) or named.group(2))
         else:
             source = index
         for n in track.notes:

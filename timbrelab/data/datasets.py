@@ -78,6 +78,9 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         Also return the stems (``(K_max, N)``), for separation models.
     dominant : bool
         Also return ``dominant_source`` (costs an 88-bin CQT per stem).
+    drum_rolls : bool
+        Drum stems' ``stem_frame`` rows hold their percussion keys instead of zeros (see
+        :func:`~timbrelab.data.mixtures.mixture_labels`).
     expressive : bool
         Tempo grid, timing jitter, random gains (see :func:`make_mixture`).
     backend : {"auto", "fluidsynth", "additive"}
@@ -121,6 +124,7 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         style: str = "random",
         soundfonts: str | Sequence[str] | None = None,
         expression: bool | Expression = False,
+        drum_rolls: bool = False,
     ) -> None:
         if n_items < 0:
             raise ValueError(f"n_items must be >= 0, got {n_items}")
@@ -152,6 +156,7 @@ class SyntheticMixtures(torch.utils.data.Dataset):
         # fingerprint names the soundfonts actually used ("all" differs between machines)
         self.soundfonts = None if soundfonts is None else tuple(resolve_soundfonts(soundfonts))
         self.expression = expression
+        self.drum_rolls = bool(drum_rolls)
         self.cache_dir = None if cache_dir is None else Path(cache_dir) / self._fingerprint()
         # validate the pool now rather than in a worker
         draw_programs(hi, np.random.default_rng(0), self.programs, drums=self.drums)
@@ -173,6 +178,7 @@ class SyntheticMixtures(torch.utils.data.Dataset):
             "style": self.style != "random",
             "soundfonts": self.soundfonts is not None,
             "expression": bool(self.expression),
+            "drum_rolls": self.drum_rolls,
         }
         for name, is_set in later.items():
             if is_set:
@@ -210,7 +216,8 @@ class SyntheticMixtures(torch.utils.data.Dataset):
             if cached is not None:
                 return cached
         mix = self.mixture(index)
-        labels = mixture_labels(mix, self.hop_length, dominant=self.dominant)
+        labels = mixture_labels(mix, self.hop_length, dominant=self.dominant,
+                                drum_rolls=self.drum_rolls)  # fmt: skip
         k, k_max = mix.n_sources, self.instruments[1]
         n_frames = labels["frame"].shape[-1]
         stem_frame = np.zeros((k_max, N_PITCHES, n_frames), np.float32)

@@ -370,11 +370,14 @@ def mixture_labels(
     hop_length: int = HOP_LENGTH,
     n_frames: int | None = None,
     dominant: bool = True,
+    drum_rolls: bool = False,
 ) -> dict[str, np.ndarray]:
     """Training targets of a mixture at any hop.
 
     Drum stems add nothing to the pitched rolls (their notes are percussion keys, not pitches)
-    and have all-zero ``stem_frame`` rows; they still compete in ``dominant_source``.
+    and have all-zero ``stem_frame`` rows unless ``drum_rolls`` (then their rows are rolls of
+    the percussion keys, for systems that transcribe drums per source); they still compete in
+    ``dominant_source``.
 
     Parameters
     ----------
@@ -385,6 +388,8 @@ def mixture_labels(
         Number of frames T (default ``1 + N // hop_length``, the centred CQT/STFT count).
     dominant : bool
         Also compute ``dominant_source`` (costs a 88-bin CQT per stem).
+    drum_rolls : bool
+        Fill drum stems' ``stem_frame`` rows with their percussion keys.
 
     Returns
     -------
@@ -405,7 +410,7 @@ def mixture_labels(
     pitched = [n for n in mixture.notes if not drum[n.source]]
     labels = notes_to_rolls(pitched, n_frames, frame_rate, MIDI_MIN, N_PITCHES)
     stem_frame = np.zeros((mixture.n_sources, N_PITCHES, n_frames), np.float32)
-    for k in np.flatnonzero(~drum):
+    for k in np.flatnonzero(~drum | drum_rolls):
         stem_frame[k] = notes_to_rolls(mixture.stem_notes(int(k)), n_frames, frame_rate)["frame"]
     labels["stem_frame"] = stem_frame
     if dominant:

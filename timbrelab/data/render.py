@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from timbrelab.audio import resample
 from timbrelab.constants import SAMPLE_RATE
 from timbrelab.data.expression import Performance
 from timbrelab.data.gm import DRUM_PROGRAM, program_to_class
@@ -51,6 +52,8 @@ RELEASE_GUARD = 0.25
 _BLOCK = 64
 # Output gain of FluidSynth (its default, 0.2, leaves single notes near -30 dBFS).
 _FLUIDSYNTH_GAIN = 1.0
+#: FluidSynth's lowest output rate in Hz.
+FLUIDSYNTH_MIN_RATE = 8000
 _BACKENDS = ("auto", "fluidsynth", "additive")
 _DRY = {"synth.reverb.active": 0, "synth.chorus.active": 0}
 # GM channel 10 (index 9) is the drum kit; pitched notes use the other 15.
@@ -480,10 +483,14 @@ def render_notes(
     path = soundfont_path(soundfont or DEFAULT_SOUNDFONT)  # a missing soundfont fails here
     if _resolve_backend(backend) == "fluidsynth":
         _require_fluidsynth()
-        return _render_fluidsynth(
-            notes, DRUM_PROGRAM if drum else int(program), drum, int(sample_rate), n, path,
-            performance or Performance(),
+        # FluidSynth refuses rates below its minimum (and would play at its default rate):
+        # render at a whole multiple of the rate, then resample down.
+        factor = -(-FLUIDSYNTH_MIN_RATE // int(sample_rate))
+        audio = _render_fluidsynth(
+            notes, DRUM_PROGRAM if drum else int(program), drum, int(sample_rate) * factor,
+            n * factor, path, performance or Performance(),
         )  # fmt: skip
+        return audio if factor == 1 else resample(audio, sample_rate * factor, sample_rate)[:n]
     if backend == "auto" and not _warned_fallback:
         _warned_fallback = True
         warnings.warn(

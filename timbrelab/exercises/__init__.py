@@ -19,7 +19,9 @@ include the boundary of every comparison an exercise involves (a value exactly a
 threshold, a plateau, a run of exactly the minimum length, a zero denominator).
 
 Checks return None, so a check cell shows only the message. Each module also holds the
-reference solutions (``solution_*``) that the chapter shows behind a toggle.
+reference solutions (``solution_*``) that the chapter shows behind a toggle. For course
+grading (:mod:`timbrelab.assignments`), :func:`check_hidden` runs a check strictly on fresh
+cases that its exercise draws from a seed (``Exercise.hidden``).
 
 Chapter: book/01_cqt_features.md
 """
@@ -102,6 +104,11 @@ class Exercise:
         The catalogued mistakes, each with its hint.
     rtol, atol : float
         How close a number must be to the reference's to count as equal.
+    hidden : callable or None
+        ``hidden(rng) -> stages``: fresh cases for grading (see :func:`check_hidden`), drawn
+        from the numpy Generator ``rng``, as stages of :meth:`grade`. They keep the
+        boundaries the check's own cases test, with other values, so that a student who
+        has not seen the grader's seed cannot know them. None: the exercise is not graded.
 
     Chapter: book/01_cqt_features.md
     """
@@ -114,6 +121,7 @@ class Exercise:
     mistakes: tuple[Mistake, ...] = ()
     rtol: float = 0.0
     atol: float = 0.0
+    hidden: Callable[[np.random.Generator], Sequence[Sequence[Case]]] | None = None
 
     def grade(self, fn: Callable, *stages: Sequence[Case]) -> None:
         """Call ``fn`` on every case; raise ``AssertionError`` at the first wrong answer.
@@ -178,33 +186,64 @@ def exercise_check(exercise: Exercise) -> Callable[[Callable[..., str]], Callabl
 
     Chapter: book/01_cqt_features.md
     """
-    name = exercise.name
 
     def decorate(check: Callable[..., str]) -> Callable[..., None]:
         @functools.wraps(check)
         def wrapper(fn: Callable, *, strict: bool = False) -> None:
-            if not callable(fn):
-                raise TypeError(
-                    f"check for {name}: pass your function itself (e.g. {name}, "
-                    f"not {name}(...)), got {type(fn).__name__}"
-                )
-            try:
-                detail = check(fn)
-            except _NotImplementedYet:
-                message = (
-                    f"{name}: not implemented yet (replace the `raise NotImplementedError` "
-                    "line with your code, run that cell, then this one)"
-                )
-                if strict:
-                    raise AssertionError(message) from None
-                print(f"… {message}")
-                return
-            print(f"✓ {name}: {detail}")
+            _report(exercise.name, fn, lambda: check(fn), strict)
 
         wrapper.exercise = exercise  # type: ignore[attr-defined]
         return wrapper
 
     return decorate
+
+
+def check_hidden(check: Callable[..., None], fn: Callable, seed: int) -> None:
+    """Grade ``fn`` like ``check(fn, strict=True)``, but on the exercise's hidden cases.
+
+    The cases come from ``check.exercise.hidden`` with ``numpy.random.default_rng(seed)``:
+    the same seed gives the same cases, and the messages are those of the check.
+
+    Raises
+    ------
+    ValueError
+        The exercise declares no hidden cases.
+    AssertionError
+        ``fn`` is wrong or not implemented; the message says what to change.
+
+    Chapter: book/instructors.md
+    """
+    exercise: Exercise = check.exercise  # type: ignore[attr-defined]
+    if exercise.hidden is None:
+        raise ValueError(f"{exercise.name}: the exercise declares no hidden cases")
+    stages = exercise.hidden(np.random.default_rng(seed))
+
+    def grade() -> str:
+        exercise.grade(fn, *stages)
+        return f"right on all {sum(map(len, stages))} hidden cases"
+
+    _report(exercise.name, fn, grade, strict=True)
+
+
+def _report(name: str, fn: Callable, grade: Callable[[], str], strict: bool) -> None:
+    """Run ``grade()`` on ``fn`` and print its outcome, as :func:`exercise_check` says."""
+    if not callable(fn):
+        raise TypeError(
+            f"check for {name}: pass your function itself (e.g. {name}, "
+            f"not {name}(...)), got {type(fn).__name__}"
+        )
+    try:
+        detail = grade()
+    except _NotImplementedYet:
+        message = (
+            f"{name}: not implemented yet (replace the `raise NotImplementedError` "
+            "line with your code, run that cell, then this one)"
+        )
+        if strict:
+            raise AssertionError(message) from None
+        print(f"… {message}")
+        return
+    print(f"✓ {name}: {detail}")
 
 
 # --- calling the student's function ------------------------------------------------------------

@@ -79,6 +79,16 @@ def _evenly_spaced(freqs: np.ndarray) -> bool:
     return bool(np.allclose(np.diff(freqs, 2), 0.0, atol=1e-9 * np.abs(freqs).max()))
 
 
+def _hidden_cqt_frequencies(rng: np.random.Generator) -> list[list[Case]]:
+    """Grading cases: other lowest frequencies and lengths, four resolutions besides 12, and a
+    single bin."""
+    resolutions = rng.permutation([12, 24, 36, 48, 60])[:4]
+    settings = [(round(rng.uniform(20, 110), 2), int(rng.integers(3, 300)), int(b))
+                for b in resolutions]  # fmt: skip
+    settings.append((round(rng.uniform(20, 880), 2), 1, int(resolutions[0])))
+    return [[Case(f"cqt_frequencies({f}, {n}, {b})", (f, n, b)) for f, n, b in settings]]
+
+
 _CQT_FREQUENCIES = Exercise(
     name="cqt_frequencies",
     reference=_reference_frequencies,
@@ -90,6 +100,7 @@ _CQT_FREQUENCIES = Exercise(
     ),
     rule="f_k = fmin * 2 ** (k / bins_per_octave) for k = 0 .. n_bins - 1",
     rtol=1e-6,
+    hidden=_hidden_cqt_frequencies,
     mistakes=(
         Mistake(
             "your bins are one bin too high: k starts at 0, so bin 0 is fmin itself",
@@ -162,6 +173,14 @@ def _wrong_log(got: float, want: float, case: Case) -> bool:
     return got in (round(b * math.log(h)), round(b * math.log10(h)))
 
 
+def _hidden_harmonic_shift(rng: np.random.Generator) -> list[list[Case]]:
+    """Grading cases: the fundamental, a sub-harmonic and six harmonics up to 12, at 12 bins
+    per octave and at one other resolution."""
+    harmonics = [1, float(rng.choice([0.25, 0.5])), *sorted(rng.choice(range(2, 13), 6, False))]
+    resolutions = (12, int(rng.choice([24, 36, 48, 60])))
+    return [[Case(f"harmonic_shift({h}, {b})", (h, b)) for b in resolutions for h in harmonics]]
+
+
 _HARMONIC_SHIFT = Exercise(
     name="harmonic_shift",
     reference=solution_harmonic_shift,
@@ -170,6 +189,7 @@ _HARMONIC_SHIFT = Exercise(
         f"should be {want:g}, got {got:g} (bins_per_octave * log2(h) = {_exact_shift(case):.3f})"
     ),
     rule="the shift is bins_per_octave * log2(h), rounded to the nearest whole bin",
+    hidden=_hidden_harmonic_shift,
     mistakes=(
         Mistake(
             "round to the nearest bin: int() and // cut the fraction off",
@@ -219,6 +239,22 @@ def _log_compress_reference(mag: np.ndarray, eps: float) -> torch.Tensor:
     return _reference_log_magnitude(torch.from_numpy(mag), eps)
 
 
+def _hidden_log_compress(rng: np.random.Generator) -> list[list[Case]]:
+    """Grading cases: random magnitudes of another shape with zeros and a magnitude exactly at
+    each eps, for two of four eps values."""
+    epsilons = [float(eps) for eps in rng.choice([1e-6, 1e-5, 1e-4, 1e-3], 2, replace=False)]
+    shape = (int(rng.integers(4, 10)), int(rng.integers(6, 12)))
+    special = [0.0, 0.0, *epsilons, 1.0, float(rng.uniform(2, 50))]
+    random = rng.exponential(rng.uniform(0.01, 1.0), shape[0] * shape[1] - len(special))
+    mag = rng.permutation(np.concatenate([special, random])).reshape(shape)
+    return [
+        [
+            Case(f"log_compress(<{shape} magnitudes, zeros included>, eps={eps})", (mag, eps))
+            for eps in epsilons
+        ]
+    ]
+
+
 _LOG_COMPRESS = Exercise(
     name="log_compress",
     reference=_log_compress_reference,
@@ -234,6 +270,7 @@ _LOG_COMPRESS = Exercise(
         )
     ),
     rule="decibels of a magnitude are 20 * log10(mag + eps)",
+    hidden=_hidden_log_compress,
     rtol=1e-5,
     atol=1e-4,
     mistakes=(
@@ -289,6 +326,22 @@ def _energy(x: np.ndarray) -> float:
     return float(np.sum(x**2))
 
 
+def _hidden_snr_db(rng: np.random.Generator) -> list[list[Case]]:
+    """Grading cases: a random two-partial tone, estimated with noise, scaled, scaled with
+    noise, and as silence (exactly 0 dB)."""
+    t = np.arange(int(rng.integers(2000, 6000))) / 8000
+    f0, gain = rng.uniform(100, 400), rng.uniform(0.1, 0.5)
+    reference = np.sin(2 * np.pi * f0 * t) + gain * np.sin(2 * np.pi * 3 * f0 * t)
+    scale = round(float(rng.uniform(0.2, 0.9)), 2)
+    estimates = {
+        "reference + noise": reference + rng.uniform(0.005, 0.05) * rng.standard_normal(t.size),
+        f"{scale} * reference": scale * reference,
+        "2 * reference + noise": 2 * reference + 0.3 * rng.standard_normal(t.size),
+        "zeros": np.zeros_like(reference),
+    }
+    return [[Case(f"snr_db(reference, {label})", (reference, e)) for label, e in estimates.items()]]
+
+
 _SNR_DB = Exercise(
     name="snr_db",
     reference=solution_snr_db,
@@ -297,6 +350,7 @@ _SNR_DB = Exercise(
         *show_numbers(want, got)
     ),
     rule="SNR = 10 * log10( sum(reference**2) / sum((reference - estimate)**2) )",
+    hidden=_hidden_snr_db,
     rtol=1e-6,
     atol=1e-6,
     mistakes=(

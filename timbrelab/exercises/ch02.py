@@ -146,6 +146,29 @@ def _explain_focal(case: Case, got: np.ndarray, want: np.ndarray, i: tuple) -> s
     )
 
 
+def _hidden_focal_loss(rng: np.random.Generator) -> list[list[Case]]:
+    """Grading cases: random logits of another shape for four random (alpha, gamma), then
+    confident logits of random size beyond float32 sigmoid's range (a stage of its own)."""
+    shape = (int(rng.integers(2, 5)), 88, int(rng.integers(10, 30)))
+    logits = torch.from_numpy(np.clip(3 * rng.standard_normal(shape), -8, 8).astype(np.float32))
+    targets = torch.from_numpy((rng.random(shape) < rng.uniform(0.05, 0.2)).astype(np.float32))
+    alphas = [round(float(a), 2) for a in rng.uniform(0.1, 0.45, 4) * rng.choice([1, 2], 4)]
+    gammas = [float(g) for g in rng.permutation([0.0, 1.0, 2.0, 3.0])]
+    cases = [
+        Case(f"focal_loss(logits, targets, alpha={a}, gamma={g})", (logits, targets, a, g))
+        for a, g in zip(alphas, gammas, strict=True)
+    ]
+    signs = np.array([-1, -1, 1, 1, -1, 1])  # confidently wrong, then confidently right
+    extreme = torch.tensor(signs * rng.uniform(30, 150, 6).round(1), dtype=torch.float32)
+    extreme_targets = torch.tensor([1.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+    confident = Case(
+        f"focal_loss(logits={extreme.tolist()}, targets={extreme_targets.tolist()}, "
+        "alpha=0.25, gamma=2.0)",
+        (extreme, extreme_targets, 0.25, 2.0),
+    )
+    return [cases, [confident]]
+
+
 _FOCAL_LOSS = Exercise(
     name="focal_loss",
     reference=lambda logits, targets, alpha, gamma: _reference_focal_loss(
@@ -164,6 +187,7 @@ _FOCAL_LOSS = Exercise(
     ),
     rtol=_RTOL,
     atol=_ATOL,
+    hidden=_hidden_focal_loss,
     mistakes=(
         Mistake(
             "the loss is negative: it is MINUS alpha_t (1 - p_t)^gamma log p_t (log p < 0)",
@@ -276,6 +300,43 @@ def _explain_peaks(case: Case, got: np.ndarray, want: np.ndarray, i: tuple) -> s
     )
 
 
+#: Hand-made onset posteriorgram (threshold 0.5): every boundary a peak picker can get wrong.
+_CRAFTED_ONSETS = np.array(
+    [
+        [0.0, 0.9, 0.2, 0.1, 0.0, 0.0, 0.7, 0.8, 0.3, 0.0],  # two single peaks
+        [0.0, 0.6, 0.6, 0.1, 0.0, 0.0, 0.0, 0.2, 0.3, 0.9],  # a flat top; a peak at the end
+        [0.8, 0.3, 0.0, 0.0, 0.4, 0.0, 0.0, 0.55, 0.2, 0.0],  # a peak at frame 0; one too low
+        [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],  # a ramp: one peak, at the end
+        [0.0, 0.5, 0.2, 0.0, 0.7, 0.7, 0.7, 0.1, 0.0, 0.0],  # a peak AT the threshold; 3 equal
+        [0.7, 0.7, 0.0, 0.1, 0.5, 0.5, 0.0, 0.2, 0.6, 0.6],  # flat tops: at frame 0, AT the
+    ]  # threshold, at the end
+)
+
+
+def _hidden_onset_peaks(rng: np.random.Generator) -> list[list[Case]]:
+    """Grading cases: the hand-made rows shuffled and rescaled (with their threshold, so every
+    boundary stays), then a random smooth posteriorgram of another shape and threshold."""
+    scale, offset = round(float(rng.uniform(0.5, 1.0)), 2), round(float(rng.uniform(0, 0.05)), 2)
+    crafted = scale * rng.permutation(_CRAFTED_ONSETS) + offset
+    threshold = scale * 0.5 + offset  # computed as the rows' 0.5 was: exactly equal to it
+    rows, frames = int(rng.integers(4, 12)), int(rng.integers(30, 80))
+    smooth = np.convolve(rng.random(rows * frames), np.ones(3) / 3, mode="same")
+    random_threshold = round(float(rng.uniform(0.3, 0.6)), 2)
+    return [
+        [
+            Case(
+                f"onset_peaks(<a hand-made (6, 10) posteriorgram>, threshold={threshold:.4g})",
+                (crafted, threshold),
+            ),
+            Case(
+                f"onset_peaks(<a random ({rows}, {frames}) posteriorgram>, "
+                f"threshold={random_threshold})",
+                (smooth.reshape(rows, frames), random_threshold),
+            ),
+        ]
+    ]
+
+
 _ONSET_PEAKS = Exercise(
     name="onset_peaks",
     reference=solution_onset_peaks,
@@ -287,6 +348,7 @@ _ONSET_PEAKS = Exercise(
         "a peak is > the previous frame, >= the next frame (frames outside the clip count as "
         "-inf) and > threshold"
     ),
+    hidden=_hidden_onset_peaks,
     mistakes=(
         Mistake(
             "every frame above the threshold is marked: a peak must also be a local maximum "
@@ -338,16 +400,7 @@ def check_onset_peaks(fn: Callable) -> str:
     Chapter: book/02_focal_loss_amt.md
     """
     rng = np.random.default_rng(3)
-    crafted = np.array(
-        [
-            [0.0, 0.9, 0.2, 0.1, 0.0, 0.0, 0.7, 0.8, 0.3, 0.0],  # two single peaks
-            [0.0, 0.6, 0.6, 0.1, 0.0, 0.0, 0.0, 0.2, 0.3, 0.9],  # a flat top; a peak at the end
-            [0.8, 0.3, 0.0, 0.0, 0.4, 0.0, 0.0, 0.55, 0.2, 0.0],  # a peak at frame 0; one too low
-            [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95],  # a ramp: one peak, at the end
-            [0.0, 0.5, 0.2, 0.0, 0.7, 0.7, 0.7, 0.1, 0.0, 0.0],  # a peak AT the threshold; 3 equal
-            [0.7, 0.7, 0.0, 0.1, 0.5, 0.5, 0.0, 0.2, 0.6, 0.6],  # flat tops: at frame 0, AT the
-        ]  # threshold, at the end
-    )
+    crafted = _CRAFTED_ONSETS
     smooth = np.convolve(rng.random(400), np.ones(3) / 3, mode="same").reshape(8, 50)
     cases = [
         Case("onset_peaks(<a hand-made (6, 10) posteriorgram>, threshold=0.5)", (crafted, 0.5)),
@@ -415,6 +468,34 @@ def _explain_prf(case: Case, got: np.ndarray, want: np.ndarray, i: tuple) -> str
     )
 
 
+def _hidden_frame_prf(rng: np.random.Generator) -> list[list[Case]]:
+    """Grading cases: random rolls of another length and density, a run with false alarms at
+    a random place, and every zero denominator; then the same noisy pair as float rolls."""
+    shape = (88, int(rng.integers(40, 100)))
+    ref = rng.random(shape) < rng.uniform(0.03, 0.1)
+    est = np.where(rng.random(shape) < rng.uniform(0.6, 0.9), ref, rng.random(shape) < 0.05)
+    key, start, length = (int(rng.integers(low, high)) for low, high in ((0, 80), (0, 20), (3, 15)))
+    few = np.zeros(shape, bool)
+    few[key, start : start + length] = True
+    over = few.copy()
+    over[key, start : start + 2 * length] = True
+    over[key + 5, start + 1 : start + 4] = True
+    silent = np.zeros(shape, bool)
+    pairs = {
+        "a noisy estimate": (ref, est),
+        "an estimate with false alarms": (few, over),
+        "an estimate without a hit": (few, over & ~few),
+        "an empty estimate": (ref, silent),
+        "an empty reference": (silent, est),
+        "an empty reference and estimate": (silent, silent),
+    }
+    floats = (ref.astype(np.float32), est.astype(np.float32))
+    return [
+        [Case(f"frame_prf(<{label}>)", pair) for label, pair in pairs.items()],
+        [Case("frame_prf(<a noisy estimate, float 0/1 rolls>)", floats)],
+    ]
+
+
 _FRAME_PRF = Exercise(
     name="frame_prf",
     reference=solution_frame_prf,
@@ -427,6 +508,7 @@ _FRAME_PRF = Exercise(
         "where its denominator is 0"
     ),
     atol=_PRF_ATOL,
+    hidden=_hidden_frame_prf,
     mistakes=(
         Mistake(
             "precision and recall are swapped (or the two rolls are): precision = "
@@ -526,6 +608,42 @@ def _explain_runs(case: Case, got: np.ndarray, want: np.ndarray, i: tuple) -> st
     )
 
 
+def _runs_at_every_boundary(min_frames: int) -> np.ndarray:
+    """A (4, T) float roll with runs of min_frames - 1 and exactly min_frames frames, between
+    and at both edges, a single frame and a row active throughout."""
+    short, exact = min_frames - 1, min_frames
+    frames = 4 * min_frames + 8
+    roll = np.zeros((4, frames), np.float32)
+    roll[0, 1 : 1 + short] = 1
+    roll[0, short + 3 : short + 3 + exact] = 1
+    roll[0, frames - 3] = 1
+    roll[1, :short] = 1
+    roll[1, frames - short :] = 1
+    roll[2, :] = 1
+    roll[3, :exact] = 1
+    roll[3, frames - exact :] = 1
+    return roll
+
+
+def _hidden_remove_short_runs(rng: np.random.Generator) -> list[list[Case]]:
+    """Grading cases: the boundary runs for a random min_frames, a random roll of another
+    shape at two lengths; then that roll thresholded to True/False."""
+    min_frames = int(rng.integers(3, 7))
+    boundary = _runs_at_every_boundary(min_frames)
+    shape = (int(rng.integers(6, 14)), int(rng.integers(30, 60)))
+    noisy = (rng.random(shape) < rng.uniform(0.4, 0.7)).astype(np.float32)
+    short, long = int(rng.integers(2, 4)), int(rng.integers(4, 7))
+    cases = [
+        Case(f"remove_short_runs(<a hand-made (4, {boundary.shape[1]}) roll>, "
+             f"min_frames={min_frames})", (boundary, min_frames)),
+        Case(f"remove_short_runs(<a random {shape} roll>, min_frames={short})", (noisy, short)),
+        Case(f"remove_short_runs(<a random {shape} roll>, min_frames={long})", (noisy, long)),
+    ]  # fmt: skip
+    flags = Case(f"remove_short_runs(<a random {shape} bool roll>, min_frames={long})",
+                 (noisy > 0.5, long))  # fmt: skip
+    return [cases, [flags]]
+
+
 _REMOVE_SHORT_RUNS = Exercise(
     name="remove_short_runs",
     reference=solution_remove_short_runs,
@@ -537,6 +655,7 @@ _REMOVE_SHORT_RUNS = Exercise(
         "keep each run of consecutive active frames of a pitch row that is at least "
         "min_frames long (runs at either edge included), set the others to 0"
     ),
+    hidden=_hidden_remove_short_runs,
     mistakes=(
         Mistake(
             "runs of exactly min_frames frames must be kept: compare a run's length with "

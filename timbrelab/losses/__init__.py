@@ -2,6 +2,8 @@
 
 - :mod:`~timbrelab.losses.transcription`: focal loss, Basic Pitch's weighted BCE, plain BCE
   (Chapter 2).
+- :mod:`~timbrelab.losses.separation`: deep clustering, phase-sensitive mask inference and
+  per-source transcription, Cerberus's three terms (Chapter 4).
 
 Later chapters add their families beside it (reconstruction, clustering, contrastive,
 separation).
@@ -9,6 +11,15 @@ separation).
 Chapter: book/02_focal_loss_amt.md
 """
 
+from timbrelab.losses.separation import (
+    affinity_deep_clustering_loss,
+    deep_clustering_loss,
+    ideal_assignment,
+    mask_inference_loss,
+    phase_sensitive_target,
+    salient_bins,
+    source_transcription_loss,
+)
 from timbrelab.losses.transcription import (
     BASIC_PITCH_DEFAULTS,
     FOCAL_DEFAULTS,
@@ -24,9 +35,16 @@ __all__ = [
     "BASIC_PITCH_DEFAULTS",
     "FOCAL_DEFAULTS",
     "LOSS_KINDS",
+    "affinity_deep_clustering_loss",
     "bce",
     "contour_target",
+    "deep_clustering_loss",
     "focal_loss",
+    "ideal_assignment",
+    "mask_inference_loss",
+    "phase_sensitive_target",
+    "salient_bins",
+    "source_transcription_loss",
     "transcription_loss",
     "weighted_bce",
 ]

@@ -15,6 +15,7 @@ from torch import nn
 
 from timbrelab.models.amt import AMTConfig, BasicAMT
 from timbrelab.models.basic_pitch import BasicPitch, BasicPitchConfig
+from timbrelab.models.cerberus import Cerberus, CerberusConfig
 from timbrelab.models.layers import Frontend, LogBatchNorm, TranscriptionModel
 from timbrelab.models.onsets_frames import OnsetsAndFrames, OnsetsFramesConfig
 
@@ -78,6 +79,8 @@ __all__ = [
     "BasicAMT",
     "BasicPitch",
     "BasicPitchConfig",
+    "Cerberus",
+    "CerberusConfig",
     "Frontend",
     "LogBatchNorm",
     "OnsetsAndFrames",

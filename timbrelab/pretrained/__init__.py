@@ -200,3 +200,38 @@ def register(
     with atomic_output(registry_path) as tmp:
         tmp.write_text(json.dumps(entries, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return entry
+
+
+def ship_run(
+    system_name: str,
+    run: str | os.PathLike,
+    model_config: dict | None = None,
+    registry: str | os.PathLike | None = None,
+) -> Path:
+    """Ship a training run's weights as ``<registry folder>/<system_name>.pt`` and register them.
+
+    The run's ``weights.pt`` (written when ``timbrelab train`` finishes) is used when present;
+    otherwise its ``best.pt``, the best validation checkpoint of a run stopped early, whose
+    architecture is ``system.build_model(**model_config)``.
+
+    Returns
+    -------
+    Path
+        The shipped weights file.
+
+    Chapter: book/02_focal_loss_amt.md
+    """
+    from timbrelab import systems
+    from timbrelab.training import BEST, save_weights
+
+    run = Path(run)
+    system = systems.get(system_name)
+    if (run / "weights.pt").is_file():
+        model = load_weights(run / "weights.pt")
+    else:
+        model = system.build_model(**(model_config or {}))
+        model.load_state_dict(load_checked(run / BEST, "checkpoint")["model"])
+    target = _read_registry(registry)[0].with_name(f"{system_name}.pt")
+    save_weights(model.eval(), target, name=system_name)
+    register(system_name, target, registry)
+    return target

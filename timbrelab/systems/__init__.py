@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import importlib
 
-from timbrelab.systems.base import TASKS, System, SystemOutput
+from timbrelab.systems.base import TASKS, System, SystemOutput, Tier
 
 #: Modules whose ``SYSTEMS`` are registered, in the book's order.
-_MODULES = ("timbrelab.systems.amt",)
+_MODULES = (
+    "timbrelab.systems.amt",
+    "timbrelab.systems.timbre_trap",
+    "timbrelab.systems.cerberus",
+)
 _REGISTRY: dict[str, System] = {}
 
 
@@ -70,4 +74,4 @@ def get(name: str) -> System:
     return systems[name]
 
 
-__all__ = ["TASKS", "System", "SystemOutput", "get", "names", "register", "unregister"]
+__all__ = ["TASKS", "System", "SystemOutput", "Tier", "get", "names", "register", "unregister"]

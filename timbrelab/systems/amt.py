@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -21,25 +20,9 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from timbrelab.constants import HOP_LENGTH, SAMPLE_RATE
-from timbrelab.runtime import seed_everything
-from timbrelab.systems.base import System, SystemOutput
-from timbrelab.training import Recipe, TrainConfig
+from timbrelab.systems.base import System, SystemOutput, Tier, tier_settings
+from timbrelab.training import Recipe
 from timbrelab.training.trainer import LossFn
-
-
-@dataclass(frozen=True)
-class Tier:
-    """Data scale and training settings of one tier.
-
-    Chapter: book/02_focal_loss_amt.md
-    """
-
-    train_items: int
-    val_items: int
-    seconds: float
-    instruments: tuple[int, int]
-    config: dict = field(default_factory=dict)
-
 
 #: ``quick``: CPU, minutes (what the book and CI run). ``full``: the paper's scale on one GPU,
 #: about 24 h of synthetic audio like Li & Zhu's "Our:AMT" (8640 ten-second pieces). Batch
@@ -177,11 +160,7 @@ def recipe(
     from timbrelab.data import SyntheticMixtures
     from timbrelab.models import build_model
 
-    if tier not in TIERS:
-        raise ValueError(f"recipe: unknown tier {tier!r}; choose from {list(TIERS)}")
-    spec = TIERS[tier]
-    config = TrainConfig(**{**spec.config, "seed": seed, **config_overrides})
-    seed_everything(seed)  # the model's initial weights
+    spec, config = tier_settings(TIERS, tier, seed, config_overrides)
     model = build_model(model_name, **(model_config or {}))
 
     def data(n_items: int, data_seed: int) -> Dataset:

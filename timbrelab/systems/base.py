@@ -19,10 +19,61 @@ import numpy as np
 from torch import nn
 
 from timbrelab.notes import Note
-from timbrelab.training import Recipe
+from timbrelab.runtime import seed_everything
+from timbrelab.training import Recipe, TrainConfig
 
 #: What a system can do; ``timbrelab systems`` prints it.
 TASKS = ("transcribe", "separate", "reconstruct")
+
+
+@dataclass(frozen=True)
+class Tier:
+    """Data scale, model settings and training settings of one tier of a system's recipe.
+
+    Attributes
+    ----------
+    train_items, val_items : int
+        Synthetic training and validation items.
+    seconds : float
+        Length of an item.
+    instruments : (int, int) or None
+        Range of the number of instruments per item; None where the system has a fixed
+        line-up.
+    model : dict
+        Fields of the model's config (over its defaults).
+    config : dict
+        :class:`~timbrelab.training.TrainConfig` fields.
+
+    Chapter: book/02_focal_loss_amt.md
+    """
+
+    train_items: int
+    val_items: int
+    seconds: float
+    instruments: tuple[int, int] | None = None
+    model: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+
+def tier_settings(
+    tiers: Mapping[str, Tier], tier: str, seed: int, overrides: Mapping[str, object]
+) -> tuple[Tier, TrainConfig]:
+    """The tier named ``tier`` and its training config with ``seed`` and ``overrides``; seeds
+    torch, numpy and Python so that the model built next starts from the same weights.
+
+    Raises
+    ------
+    ValueError
+        An unknown tier; the message lists the known ones.
+
+    Chapter: book/02_focal_loss_amt.md
+    """
+    if tier not in tiers:
+        raise ValueError(f"recipe: unknown tier {tier!r}; choose from {list(tiers)}")
+    spec = tiers[tier]
+    config = TrainConfig(**{**spec.config, "seed": seed, **overrides})
+    seed_everything(seed)  # the model's initial weights
+    return spec, config
 
 
 @dataclass
@@ -41,7 +92,10 @@ class SystemOutput:
     reconstruction : (N,) float32 array or None
         The input as the system resynthesises it (autoencoders).
     sample_rate : int
-        Rate of ``stems`` and ``reconstruction``.
+        Rate of ``stems``, ``reconstruction`` and ``renderings``.
+    renderings : dict of str to (N,) float32 array
+        Other audio the system makes of the input, by name (Timbre-Trap's ``"timbre-less"``:
+        its transcription played back).
     """
 
     notes: list[Note]
@@ -49,6 +103,7 @@ class SystemOutput:
     stems: np.ndarray | None = None
     reconstruction: np.ndarray | None = None
     sample_rate: int = 0
+    renderings: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class System:
@@ -148,3 +203,8 @@ class System:
     def separates(self) -> bool:
         """Whether :meth:`infer` fills ``sources`` and ``stems``."""
         return "separate" in self.tasks
+
+    @property
+    def reconstructs(self) -> bool:
+        """Whether :meth:`infer` fills ``reconstruction`` (and possibly ``renderings``)."""
+        return "reconstruct" in self.tasks
