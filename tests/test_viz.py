@@ -76,6 +76,14 @@ def test_spectrogram_cqt_ticks_every_c():
     assert np.allclose(ax.get_yticks(), [0, 12], atol=0.01)
 
 
+def test_spectrogram_stft_shows_the_asked_frequency_range():
+    mag = np.ones((513, 5))
+    ax = viz.plot_spectrogram(mag, kind="stft", sample_rate=16000, fmax=4000).axes[0]
+    assert ax.get_ylim() == (0.0, 4000.0)
+    ax = viz.plot_spectrogram(mag, kind="stft", sample_rate=16000).axes[0]
+    assert ax.get_ylim() == (0.0, 8000.0)
+
+
 def test_spectrogram_rejects_unknown_kind():
     with pytest.raises(ValueError, match="kind must be one of"):
         viz.plot_spectrogram(np.ones((4, 4)), kind="wavelet")

@@ -198,7 +198,8 @@ def plot_spectrogram(
         Magnitudes (not yet in dB; leading size-1 axes are dropped, so ``(1, F, T)`` works).
     kind : {"cqt", "stft", "mel"}
         ``cqt``: log-spaced bins from ``fmin`` (default ``FMIN_HZ``), ticked at every C;
-        ``stft``: linear bins from 0 Hz to ``sample_rate / 2``;
+        ``stft``: linear bins from 0 Hz to ``sample_rate / 2``, shown from ``fmin`` to ``fmax``
+        when given;
         ``mel``: mel bins between ``fmin`` (default 0) and ``fmax`` (default ``sample_rate/2``),
         ticked in Hz.
     sample_rate, hop_length : int
@@ -241,6 +242,8 @@ def plot_spectrogram(
         base = _hz_to_midi(f0)
         semitone = bins_per_octave / 12
         _pitch_ticks(ax, base, base + (n_bins - 1) / semitone, lambda p: (p - base) * semitone)
+    elif kind == "stft" and (fmin is not None or fmax is not None):
+        ax.set_ylim(0.0 if fmin is None else fmin, nyquist if fmax is None else fmax)
     elif kind == "mel":
         import librosa  # only the mel axis needs it
 
