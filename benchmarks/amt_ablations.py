@@ -36,8 +36,6 @@ import datetime
 import json
 import os
 import platform
-import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -45,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from provenance import command_line
 from torch.utils.data import Dataset
 
 from timbrelab.constants import FRAME_RATE
@@ -317,12 +316,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if sweep:
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         plot_alpha_sweep(sweep, test, clip, args.plot, frame_rate)
-    niceness = os.nice(0)
-    command = ("" if niceness == 0 else f"nice -n {niceness} ") + shlex.join(
-        [".venv/bin/python", *sys.argv]
-    )
     report = {
-        "command": command,
+        "command": command_line(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),

@@ -30,3 +30,15 @@ def git(*args: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
+
+
+def command_line() -> str:
+    """The command that ran this script, as one can paste it: ``nice -n N`` first when the
+    process runs niced (its timings were measured so), then ``.venv/bin/python`` and argv."""
+    import os
+    import shlex
+    import sys
+
+    niceness = os.nice(0)
+    prefix = "" if niceness == 0 else f"nice -n {niceness} "
+    return prefix + shlex.join([".venv/bin/python", *sys.argv])

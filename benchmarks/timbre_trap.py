@@ -30,8 +30,6 @@ import functools
 import json
 import os
 import platform
-import shlex
-import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -39,14 +37,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from provenance import git
+from provenance import command_line, git
 
 from timbrelab import systems
 from timbrelab.audio import load_audio, write_wav
 from timbrelab.constants import SAMPLE_RATE
 from timbrelab.data import bach10_root, list_pieces, load_piece
-from timbrelab.data.mixtures import make_mixture
-from timbrelab.evaluation import EVAL_SEED_SALT, transcription_scores
+from timbrelab.evaluation import synthetic_test_mixture, transcription_scores
 from timbrelab.io import atomic_output
 from timbrelab.metrics import sdr
 
@@ -58,9 +55,7 @@ def synthetic_files(folder: Path, n_items: int, seconds: float, seed: int) -> li
     """Write the synthetic test set; each piece: name, path, seconds, a scoring function."""
     pieces = []
     for i in range(n_items):
-        piece_seed = (EVAL_SEED_SALT, seed, i)
-        k = int(np.random.default_rng(piece_seed).integers(1, 4))
-        mix = make_mixture(k, seconds, seed=piece_seed, sample_rate=SAMPLE_RATE)
+        mix = synthetic_test_mixture(i, seed, seconds, (1, 3))
         path = folder / f"synthetic-{i}.wav"
         write_wav(path, mix.audio, SAMPLE_RATE, subtype="FLOAT")
         score = functools.partial(transcription_scores, mix.notes)
@@ -144,7 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows = run(pieces, loaded)
     tt = loaded["timbre_trap"][1]
     report = {
-        "command": shlex.join([".venv/bin/python", *sys.argv]),
+        "command": command_line(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),

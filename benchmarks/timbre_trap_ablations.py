@@ -40,23 +40,20 @@ import datetime
 import json
 import os
 import platform
-import shlex
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from provenance import git, package_version
+from provenance import command_line, git, package_version
 from sklearn.metrics import average_precision_score
 
 from timbrelab import systems
 from timbrelab.audio import resample
 from timbrelab.constants import SAMPLE_RATE
-from timbrelab.data.mixtures import make_mixture
 from timbrelab.decode.salience import PEAK_THRESHOLD, salience_to_pitch_roll
-from timbrelab.evaluation import EVAL_SEED_SALT
+from timbrelab.evaluation import synthetic_test_mixture
 from timbrelab.io import atomic_output
 from timbrelab.metrics import multipitch_scores, notes_to_multipitch, sdr
 from timbrelab.models import count_parameters
@@ -84,12 +81,7 @@ CAVEAT = (
 
 def test_pieces(n_pieces: int, seconds: float, seed: int) -> list:
     """The fixed test set: mixtures of 1 to 3 instruments at 22 050 Hz."""
-    pieces = []
-    for i in range(n_pieces):
-        piece_seed = (EVAL_SEED_SALT, seed, i)
-        k = int(np.random.default_rng(piece_seed).integers(1, 4))
-        pieces.append(make_mixture(k, seconds, seed=piece_seed, sample_rate=SAMPLE_RATE))
-    return pieces
+    return [synthetic_test_mixture(i, seed, seconds, (1, 3)) for i in range(n_pieces)]
 
 
 def frame_and_sdr_scores(system, model: torch.nn.Module, pieces: list) -> dict[str, float]:
@@ -173,10 +165,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             **info,
         }
         print(name, results[name], flush=True)
-    niceness = os.nice(0)
     report = {
-        "command": ("" if niceness == 0 else f"nice -n {niceness} ")
-        + shlex.join([".venv/bin/python", *sys.argv]),
+        "command": command_line(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),

@@ -10,11 +10,17 @@ Chapter: book/02_focal_loss_amt.md
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from torch import nn
 
+from timbrelab.constants import SAMPLE_RATE
 from timbrelab.notes import Note
 from timbrelab.systems import System
+
+if TYPE_CHECKING:
+    from timbrelab.data.mixtures import Mixture
 
 #: Mixed into the seeds of evaluation pieces, so that they never coincide with training items
 #: (``SyntheticMixtures`` item ``i`` of seed ``s`` uses ``(s, i)``).
@@ -45,6 +51,26 @@ def _source_scores(ref_notes: list[Note], est_notes: list[Note]) -> dict[str, fl
     return {"source_FN": separated_note_scores(ref_notes, est_notes)["f1"]}
 
 
+def synthetic_test_mixture(
+    index: int,
+    seed: int,
+    seconds: float,
+    instruments: tuple[int, int] = (1, 4),
+    sample_rate: int = SAMPLE_RATE,
+) -> Mixture:
+    """Piece ``index`` of the synthetic test set ``seed``: K instruments drawn from
+    ``instruments`` (inclusive), rendered by :func:`timbrelab.data.make_mixture` with the seed
+    ``(EVAL_SEED_SALT, seed, index)``, which no training set uses.
+
+    Chapter: book/02_focal_loss_amt.md
+    """
+    from timbrelab.data.mixtures import make_mixture
+
+    piece_seed = (EVAL_SEED_SALT, seed, index)
+    k = int(np.random.default_rng(piece_seed).integers(instruments[0], instruments[1] + 1))
+    return make_mixture(k, seconds, seed=piece_seed, sample_rate=sample_rate)
+
+
 def evaluate_synthetic(
     system: System,
     model: nn.Module,
@@ -56,9 +82,8 @@ def evaluate_synthetic(
 ) -> list[dict]:
     """Score a system on fresh synthetic mixtures (never seen in training).
 
-    Piece ``i`` has K instruments drawn from ``instruments`` and is rendered at the system's
-    sample rate by :func:`timbrelab.data.make_mixture` with the seed
-    ``(EVAL_SEED_SALT, seed, i)``.
+    Piece ``i`` is :func:`synthetic_test_mixture` ``(i, seed, ...)`` at the system's sample
+    rate.
 
     Returns
     -------
@@ -68,15 +93,11 @@ def evaluate_synthetic(
 
     Chapter: book/02_focal_loss_amt.md
     """
-    from timbrelab.data.mixtures import make_mixture
-
     rows = []
     for i in range(n_pieces):
-        piece_seed = (EVAL_SEED_SALT, seed, i)
-        k = int(np.random.default_rng(piece_seed).integers(instruments[0], instruments[1] + 1))
-        mixture = make_mixture(k, seconds, seed=piece_seed, sample_rate=system.sample_rate)
+        mixture = synthetic_test_mixture(i, seed, seconds, instruments, system.sample_rate)
         est = system.infer(model, mixture.audio, **options).notes
-        row = {"piece": f"synthetic-{seed}-{i}", "instruments": k}
+        row = {"piece": f"synthetic-{seed}-{i}", "instruments": mixture.n_sources}
         row |= transcription_scores(mixture.notes, est)
         if system.separates:
             row |= _source_scores(mixture.notes, est)
