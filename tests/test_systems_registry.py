@@ -60,7 +60,7 @@ class ToySystem(System):
     chapter = "tests/test_systems_registry.py"
     sample_rate = RATE
     hop_length = HOP
-    tasks = ("transcribe", "separate")
+    tasks = ("transcribe", "separate", "separate_notes")
 
     def build_model(self, **config: object) -> nn.Module:
         model = ToySeparator(ToyConfig(**config))
@@ -135,7 +135,7 @@ def test_a_system_registered_in_a_test_file_runs_through_every_verb(toy, capsys)
     assert code == 0 and "source_FN" in out.splitlines()[0]  # scored per source too
     assert main(["systems"]) == 0
     rows = [line.split()[:4] for line in capsys.readouterr().out.splitlines()]
-    assert ["toy_separator", "transcribe/separate", "16000", "Hz"] in rows
+    assert ["toy_separator", "transcribe/separate/separate_notes", "16000", "Hz"] in rows
 
 
 def test_the_toy_system_meets_the_same_bad_input_rules(toy, capsys):

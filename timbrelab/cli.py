@@ -18,6 +18,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+#: The system ``transcribe --separate`` runs unless --model or --weights names another.
+_SEPARATING = "two_branch"
+
 
 class CLIError(Exception):
     """A problem the user can fix; printed as one line, never as a traceback."""
@@ -342,6 +345,19 @@ def _add_transcribe(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="notes format (default: OUT's suffix; mid for a folder)",
     )
+    p.add_argument(
+        "--separate",
+        action="store_true",
+        help="transcribe each instrument apart: every note gets a source, and MIDI files get "
+        f"one track per source, each with its own program (default system: {_SEPARATING})",
+    )
+    p.add_argument(
+        "--sources",
+        type=_bounded_int(1, 16),
+        default=None,
+        metavar="K",
+        help="with --separate: how many instruments play (default: estimated from the audio)",
+    )
     _add_model_options(p)
     p.set_defaults(run=_run_transcribe)
 
@@ -431,17 +447,45 @@ def _for_each_input(
         raise CLIError(f"{len(failures)} of {len(targets)} inputs failed")
 
 
+def _check_separating(args: argparse.Namespace) -> Callable[..., None] | None:
+    """The system check of ``transcribe --separate [--sources K]`` (None without it)."""
+    if args.sources is not None and not args.separate:
+        raise CLIError("--sources needs --separate")
+    if not args.separate:
+        return None
+    if args.model is None and args.weights is None:
+        args.model = _SEPARATING
+    separating = _requires("separate_notes", "transcribe instruments apart")
+
+    def check(system) -> None:
+        separating(system)
+        if args.sources is not None and not system.counts_sources:
+            raise CLIError(
+                f"--sources: {system.name} always finds the instruments of its fixed line-up"
+            )
+
+    return check
+
+
 def _run_transcribe(args: argparse.Namespace) -> None:
     from timbrelab.notes import write_notes
 
+    system_check = _check_separating(args)
+    options = _decode_options(args)
+    if args.sources is not None:
+        options["sources"] = args.sources
+
     def transcribe(system, model, path: Path, target: Path) -> str:
-        output = system.infer_file(model, path, **_decode_options(args))
-        # a separating system names its sources: MIDI tracks carry the instrument names
+        output = system.infer_file(model, path, **options)
+        # a separating system names its sources: MIDI tracks carry the names and programs
         write_notes(output.notes, target, format=args.format,
-                    source_names=output.sources or None)  # fmt: skip
+                    source_names=output.sources or None,
+                    programs=output.programs or None)  # fmt: skip
+        if output.sources:
+            return f"{len(output.notes)} notes, {len(output.sources)} sources"
         return f"{len(output.notes)} notes"
 
-    _for_each_input("transcribe", _transcribe_targets(args), args, transcribe)
+    _for_each_input("transcribe", _transcribe_targets(args), args, transcribe, system_check)
 
 
 # --- separate -----------------------------------------------------------------------------

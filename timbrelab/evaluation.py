@@ -57,10 +57,12 @@ def synthetic_test_mixture(
     seconds: float,
     instruments: tuple[int, int] = (1, 4),
     sample_rate: int = SAMPLE_RATE,
+    **options: object,
 ) -> Mixture:
     """Piece ``index`` of the synthetic test set ``seed``: K instruments drawn from
     ``instruments`` (inclusive), rendered by :func:`timbrelab.data.make_mixture` with the seed
-    ``(EVAL_SEED_SALT, seed, index)``, which no training set uses.
+    ``(EVAL_SEED_SALT, seed, index)``, which no training set uses; ``options`` are further
+    ``make_mixture`` settings (``style``, ``soundfonts``, ``expression``, ...).
 
     Chapter: book/02_focal_loss_amt.md
     """
@@ -68,7 +70,7 @@ def synthetic_test_mixture(
 
     piece_seed = (EVAL_SEED_SALT, seed, index)
     k = int(np.random.default_rng(piece_seed).integers(instruments[0], instruments[1] + 1))
-    return make_mixture(k, seconds, seed=piece_seed, sample_rate=sample_rate)
+    return make_mixture(k, seconds, seed=piece_seed, sample_rate=sample_rate, **options)
 
 
 def evaluate_synthetic(
@@ -99,7 +101,7 @@ def evaluate_synthetic(
         est = system.infer(model, mixture.audio, **options).notes
         row = {"piece": f"synthetic-{seed}-{i}", "instruments": mixture.n_sources}
         row |= transcription_scores(mixture.notes, est)
-        if system.separates:
+        if system.separates_notes:
             row |= _source_scores(mixture.notes, est)
         rows.append(row)
     return rows
@@ -126,7 +128,7 @@ def evaluate_bach10(
         piece = load_piece(name, root, sample_rate=system.sample_rate)
         est = system.infer(model, piece.mix, **options).notes
         row = {"piece": name, "instruments": len(piece.parts), **piece.score(est)}
-        if system.separates:
+        if system.separates_notes:
             row |= _source_scores(piece.notes, est)
         rows.append(row)
     return rows

@@ -5,7 +5,8 @@ All scores are fractions in ``[0, 1]`` (multiply by 100 only when printing); SDR
 - frame level (multi-pitch): :func:`frame_scores`, :func:`multipitch_scores`;
 - note level: :func:`note_scores` (onset and pitch), :func:`note_with_offset_scores`
   (onset, pitch and offset);
-- per instrument: :func:`separated_note_scores` (best assignment of estimated sources);
+- per instrument: :func:`separated_note_scores`, :func:`separated_frame_scores` (best
+  assignment of estimated sources);
 - separation: :func:`sdr` (plain or scale-invariant);
 
 Chapter: book/02_focal_loss_amt.md
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -225,6 +226,40 @@ def _split_by_source(notes: Iterable[Note], role: str) -> dict[int, list[Note]]:
     return groups
 
 
+def _best_assignment_scores(
+    ref_notes: Iterable[Note],
+    est_notes: Iterable[Note],
+    n_sources: int | None,
+    score: Callable[[list[Note], list[Note]], dict],
+) -> dict:
+    """Score every reference source against every estimated source with ``score`` and keep
+    the one-to-one assignment maximising the summed F1; see :func:`separated_note_scores`."""
+    from scipy.optimize import linear_sum_assignment
+
+    ref_groups = _split_by_source(ref_notes, "reference")
+    est_groups = _split_by_source(est_notes, "estimated")
+    ref_sources = sorted(ref_groups) if n_sources is None else list(range(n_sources))
+    if n_sources is not None and any(s >= n_sources for s in ref_groups):
+        raise ValueError(f"reference notes have sources >= n_sources={n_sources}")
+    est_sources = sorted(est_groups)
+    table = [
+        [score(ref_groups.get(r, []), est_groups[e]) for e in est_sources] for r in ref_sources
+    ]
+    zero = dict.fromkeys(_SCORE_KEYS, 0.0)
+    assignment: dict[int, int | None] = dict.fromkeys(ref_sources)
+    per_source = {r: dict(zero) for r in ref_sources}
+    if ref_sources and est_sources:
+        f1 = np.array([[cell["f1"] for cell in row] for row in table])
+        for i, j in zip(*linear_sum_assignment(f1, maximize=True), strict=True):
+            assignment[ref_sources[i]] = est_sources[j]
+            per_source[ref_sources[i]] = {k: table[i][j][k] for k in _SCORE_KEYS}
+    means = {
+        k: float(np.mean([s[k] for s in per_source.values()])) if per_source else 0.0
+        for k in _SCORE_KEYS
+    }
+    return {**means, "per_source": per_source, "assignment": assignment}
+
+
 def separated_note_scores(
     ref_notes: Iterable[Note],
     est_notes: Iterable[Note],
@@ -260,34 +295,35 @@ def separated_note_scores(
 
     Chapter: book/02_focal_loss_amt.md
     """
-    from scipy.optimize import linear_sum_assignment
+    return _best_assignment_scores(
+        ref_notes,
+        est_notes,
+        n_sources,
+        lambda ref, est: note_scores(ref, est, onset_tolerance, offset_ratio),
+    )
 
-    ref_groups = _split_by_source(ref_notes, "reference")
-    est_groups = _split_by_source(est_notes, "estimated")
-    ref_sources = sorted(ref_groups) if n_sources is None else list(range(n_sources))
-    if n_sources is not None and any(s >= n_sources for s in ref_groups):
-        raise ValueError(f"reference notes have sources >= n_sources={n_sources}")
-    est_sources = sorted(est_groups)
-    table = [
-        [
-            note_scores(ref_groups.get(r, []), est_groups[e], onset_tolerance, offset_ratio)
-            for e in est_sources
-        ]
-        for r in ref_sources
-    ]
-    zero = dict.fromkeys(_SCORE_KEYS, 0.0)
-    assignment: dict[int, int | None] = dict.fromkeys(ref_sources)
-    per_source = {r: dict(zero) for r in ref_sources}
-    if ref_sources and est_sources:
-        f1 = np.array([[cell["f1"] for cell in row] for row in table])
-        for i, j in zip(*linear_sum_assignment(f1, maximize=True), strict=True):
-            assignment[ref_sources[i]] = est_sources[j]
-            per_source[ref_sources[i]] = {k: table[i][j][k] for k in _SCORE_KEYS}
-    means = {
-        k: float(np.mean([s[k] for s in per_source.values()])) if per_source else 0.0
-        for k in _SCORE_KEYS
-    }
-    return {**means, "per_source": per_source, "assignment": assignment}
+
+def separated_frame_scores(
+    ref_notes: Iterable[Note],
+    est_notes: Iterable[Note],
+    n_sources: int | None = None,
+    hop_s: float = 0.01,
+) -> dict:
+    """Per-instrument frame scores (:func:`frame_scores` on one ``hop_s`` grid covering both
+    lists), each reference source against its best estimated source (the assignment that
+    maximises the summed frame F1, found as in :func:`separated_note_scores`). Returns what
+    :func:`separated_note_scores` returns.
+
+    Chapter: book/05_contrastive_clustering.md
+    """
+    ref_notes, est_notes = list(ref_notes), list(est_notes)
+    if hop_s <= 0:
+        raise ValueError(f"hop_s must be > 0, got {hop_s}")
+    end = max((n.offset for n in ref_notes + est_notes), default=0.0)
+    times = np.arange(math.ceil(end / hop_s) + 1) * hop_s
+    return _best_assignment_scores(
+        ref_notes, est_notes, n_sources, lambda ref, est: frame_scores(ref, est, times=times)
+    )
 
 
 def sdr(

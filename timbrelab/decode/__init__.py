@@ -7,6 +7,16 @@
 Chapter: book/02_focal_loss_amt.md
 """
 
+from timbrelab.decode.clustering import (
+    CLUSTER_METHODS,
+    ESTIMATORS,
+    affinity_matrix,
+    cluster_frames,
+    cluster_notes,
+    cluster_points,
+    estimate_n_clusters,
+    note_embeddings,
+)
 from timbrelab.decode.transcription import (
     add_inferred_onsets,
     onsets_frames_decode,
@@ -19,4 +29,12 @@ __all__ = [
     "onsets_frames_decode",
     "posteriorgram_pieces_to_notes",
     "posteriorgram_to_notes",
+    "CLUSTER_METHODS",
+    "ESTIMATORS",
+    "affinity_matrix",
+    "cluster_frames",
+    "cluster_notes",
+    "cluster_points",
+    "estimate_n_clusters",
+    "note_embeddings",
 ]

@@ -4,6 +4,8 @@
   (Chapter 2).
 - :mod:`~timbrelab.losses.separation`: deep clustering, phase-sensitive mask inference and
   per-source transcription, Cerberus's three terms (Chapter 4).
+- :mod:`~timbrelab.losses.contrastive`: InfoNCE over bins or notes and the affinity MSE that
+  teach Li & Zhu's timbre embedding (Chapter 5).
 
 Later chapters add their families beside it (reconstruction, clustering, contrastive,
 separation).
@@ -11,6 +13,13 @@ separation).
 Chapter: book/02_focal_loss_amt.md
 """
 
+from timbrelab.losses.contrastive import (
+    affinity_loss,
+    bin_info_nce,
+    info_nce,
+    note_ids,
+    note_info_nce,
+)
 from timbrelab.losses.separation import (
     affinity_deep_clustering_loss,
     deep_clustering_loss,
@@ -36,12 +45,17 @@ __all__ = [
     "FOCAL_DEFAULTS",
     "LOSS_KINDS",
     "affinity_deep_clustering_loss",
+    "affinity_loss",
     "bce",
+    "bin_info_nce",
     "contour_target",
     "deep_clustering_loss",
     "focal_loss",
     "ideal_assignment",
+    "info_nce",
     "mask_inference_loss",
+    "note_ids",
+    "note_info_nce",
     "phase_sensitive_target",
     "salient_bins",
     "source_transcription_loss",

@@ -125,10 +125,15 @@ class BasicAMT(TranscriptionModel):
         for head in (self.frame_head, self.onset_head):
             init_prior(head, config.prior)
 
+    def first_block(self, features: torch.Tensor) -> torch.Tensor:
+        """The residual block ``ReLU(x + context(early(x)))``: ``(B, H, 264, T)`` -> same.
+
+        Chapter 5's "Share" variant feeds it to the timbre branch as well."""
+        return torch.relu(features + self.context(self.early(features)))
+
     def transcribe(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalised harmonic CQT ``(B, H, 264, T)`` -> frame/onset logits ``(B, 88, T)``."""
-        hidden = torch.relu(features + self.context(self.early(features)))
-        hidden = self.neck(hidden)
+        hidden = self.neck(self.first_block(features))
         frame = self.frame_head(hidden)
         # The onset head sees the frame posteriorgram: onsets are where frames begin.
         onset = self.onset_head(torch.cat([torch.sigmoid(frame), self.onset_branch(hidden)], 1))

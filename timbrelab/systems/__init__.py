@@ -19,6 +19,7 @@ _MODULES = (
     "timbrelab.systems.amt",
     "timbrelab.systems.timbre_trap",
     "timbrelab.systems.cerberus",
+    "timbrelab.systems.two_branch",
 )
 _REGISTRY: dict[str, System] = {}
 

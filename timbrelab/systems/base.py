@@ -22,8 +22,9 @@ from timbrelab.notes import Note
 from timbrelab.runtime import seed_everything
 from timbrelab.training import Recipe, TrainConfig
 
-#: What a system can do; ``timbrelab systems`` prints it.
-TASKS = ("transcribe", "separate", "reconstruct")
+#: What a system can do; ``timbrelab systems`` prints it. ``separate``: audio stems per
+#: source; ``separate_notes``: every note carries the source (instrument) that plays it.
+TASKS = ("transcribe", "separate", "separate_notes", "reconstruct")
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class SystemOutput:
     renderings : dict of str to (N,) float32 array
         Other audio the system makes of the input, by name (Timbre-Trap's ``"timbre-less"``:
         its transcription played back).
+    programs : list of int
+        A General MIDI program per source, for playing the notes back (empty: piano).
     """
 
     notes: list[Note]
@@ -104,6 +107,7 @@ class SystemOutput:
     reconstruction: np.ndarray | None = None
     sample_rate: int = 0
     renderings: dict[str, np.ndarray] = field(default_factory=dict)
+    programs: list[int] = field(default_factory=list)
 
 
 class System:
@@ -126,6 +130,9 @@ class System:
         A subset of :data:`TASKS`.
     pretrained : str or None
         Name of shipped weights in :mod:`timbrelab.pretrained`, if any.
+    counts_sources : bool
+        Whether :meth:`infer` takes ``sources=K`` (how many instruments to find) and
+        estimates K without it; False for a fixed line-up.
 
     Chapter: book/02_focal_loss_amt.md
     """
@@ -137,6 +144,7 @@ class System:
     hop_length: int = 256
     tasks: tuple[str, ...] = ("transcribe",)
     pretrained: str | None = None
+    counts_sources: bool = False
 
     def build_model(self, **config: object) -> nn.Module:
         """A fresh model; ``config`` overrides its defaults. It has ``.name`` (this system's
@@ -203,6 +211,11 @@ class System:
     def separates(self) -> bool:
         """Whether :meth:`infer` fills ``sources`` and ``stems``."""
         return "separate" in self.tasks
+
+    @property
+    def separates_notes(self) -> bool:
+        """Whether :meth:`infer` gives every note the source that plays it."""
+        return "separate_notes" in self.tasks
 
     @property
     def reconstructs(self) -> bool:

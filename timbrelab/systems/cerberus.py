@@ -475,7 +475,7 @@ class CerberusSystem(System):
     chapter = "book/04_cerberus.md"
     sample_rate = SAMPLE_RATE_16K
     hop_length = HOP
-    tasks = ("transcribe", "separate")
+    tasks = ("transcribe", "separate", "separate_notes")
 
     def __init__(
         self,
