@@ -50,7 +50,6 @@ import json
 import logging
 import os
 import platform
-import resource
 import shlex
 import shutil
 import subprocess
@@ -62,6 +61,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from cli_timing import CLI_BASELINE_SECONDS, run_cli
 from provenance import git, package_version
 
 from timbrelab.audio import load_audio, write_wav
@@ -71,8 +71,6 @@ from timbrelab.notes import Note
 SYSTEMS = ("timbrelab", "basic_pitch")
 SCORE_KEYS = ("FF", "FN", "FNO")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "amt_vs_basic_pitch.json"
-#: Length of the call whose time stands for start-up and model loading in the CLI measurement.
-CLI_BASELINE_SECONDS = 2.0
 
 
 # --- the two systems --------------------------------------------------------------------------
@@ -329,21 +327,6 @@ def cli_available() -> bool:
     return done.returncode == 0
 
 
-def _run_cli(args: list[str], threads: int) -> tuple[float, float]:
-    """Wall and CPU seconds (children's user + system) of one ``timbrelab`` call."""
-    exe = shutil.which("timbrelab") or str(Path(sys.executable).with_name("timbrelab"))
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall = time.perf_counter()
-    done = subprocess.run([exe, *args], capture_output=True, text=True, env=env)
-    wall = time.perf_counter() - wall
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(f"timbrelab {' '.join(args[:1])} failed: {done.stderr.strip()}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
-
-
 def cli_speed(
     model: torch.nn.Module, weights: Path | None, pieces: list[dict], folder: Path, threads: int
 ) -> dict:
@@ -366,10 +349,10 @@ def cli_speed(
     write_wav(clip, first[middle : middle + n], SAMPLE_RATE, subtype="FLOAT")
     out = folder / "cli_out"
     files = [str(p["path"]) for p in pieces]
-    baseline_wall, baseline_cpu = _run_cli(
+    baseline_wall, baseline_cpu = run_cli(
         ["transcribe", str(clip), "-o", str(folder / "clip.csv"), *model_args], threads
     )
-    batch_wall, batch_cpu = _run_cli(
+    batch_wall, batch_cpu = run_cli(
         ["transcribe", *files, "-o", str(out), "--format", "csv", *model_args], threads
     )
     audio = sum(p["seconds"] for p in pieces)

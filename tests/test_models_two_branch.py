@@ -99,3 +99,19 @@ def test_tiny_overfit_separates_two_instruments(config):
         optimiser.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.3 * losses[0]
+
+
+@pytest.mark.parametrize("config", [{}, {"share": True}, {"rescale": True}, {"encoder": "blstm"}])
+def test_the_fast_twin_computes_the_same_outputs(config):
+    torch.manual_seed(1)
+    model = TwoBranch(TwoBranchConfig(**config)).eval()
+    with torch.no_grad():  # give the frozen branch's BatchNorms non-trivial statistics
+        for bn in (m for m in model.amt.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    audio = torch.randn(2, 700 * 256) * 0.1  # longer than one of FastAMT's tiles
+    with torch.no_grad():
+        slow, fast = model(audio), model.for_inference()(audio)
+    for key in ("frame", "onset", "embedding"):
+        assert torch.allclose(slow[key], fast[key], atol=1e-4), key
+    assert torch.get_num_threads() >= 1

@@ -224,14 +224,19 @@ class FastAMT(nn.Module):
             torch.set_num_threads(self.threads)
         try:
             with torch.no_grad():
-                return self._tiles(
-                    self.norm.normalise_spectrum(self.hcqt.spectrum(audio), self.hcqt)
-                )
+                return self.transcribe_rows(self.normalised_rows(audio))
         finally:
             torch.set_num_threads(threads)
 
-    def _tiles(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The network on normalised rows ``(B, n_rows, T)``, tile by tile."""
+    def normalised_rows(self, audio: torch.Tensor) -> torch.Tensor:
+        """``audio (B, N)`` -> the EnergyNorm-ed CQT rows ``(B, n_rows, T)`` before harmonic
+        stacking; ``hcqt.stack`` and ``norm.affine`` of them are the model's features (Chapter
+        5's timbre branch reads them too)."""
+        return self.norm.normalise_spectrum(self.hcqt.spectrum(audio), self.hcqt)
+
+    def transcribe_rows(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The network on normalised rows ``(B, n_rows, T)``, tile by tile: frame/onset logits
+        ``(B, 88, T)``."""
         n_frames = rows.shape[-1]
         out: dict[str, torch.Tensor] = {}
         for start in range(0, n_frames, self.tile_frames):

@@ -34,14 +34,15 @@ Chapter: book/05_contrastive_clustering.md
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from timbrelab.constants import N_PITCHES
-from timbrelab.models.amt import BasicAMT
-from timbrelab.models.layers import SEMITONE_STRIDE, conv2d, require_at_least
+from timbrelab.models.amt import BasicAMT, FastAMT
+from timbrelab.models.layers import SEMITONE_STRIDE, FFTConv2d, conv2d, require_at_least
 
 #: Timbre encoders: Li & Zhu's convolutional branch, or Tanaka et al.'s BiLSTM baseline.
 ENCODERS = ("conv", "blstm")
@@ -299,3 +300,57 @@ class TwoBranch(nn.Module):
         embedding = self.encoder(features, frame_probs, shared)
         out["embedding"] = nn.functional.normalize(embedding, dim=1)
         return out
+
+    def for_inference(self, threads: int | None = 1) -> nn.Module:
+        """:class:`FastTwoBranch`, an eval-only twin that computes the same outputs for less
+        (build it again after the weights change)."""
+        return FastTwoBranch(self, threads)
+
+
+class FastTwoBranch(nn.Module):
+    """Eval-only twin of a :class:`TwoBranch`: the same outputs (to float32 rounding), less work.
+
+    The AMT branch runs as its :class:`~timbrelab.models.amt.FastAMT` twin (folded BatchNorms,
+    the dilated convolution as FFTs, tiles that fit the CPU caches), and the timbre branch reads
+    the normalised CQT rows that twin computes, so the CQT is taken once. The convolutional
+    timbre branch's own dilated convolution runs as FFTs too
+    (:class:`~timbrelab.models.layers.FFTConv2d`); it runs whole, not in tiles, because its
+    normalisations use statistics of the whole recording. One CPU thread by default, as
+    :class:`~timbrelab.models.amt.FastAMT`.
+
+    Shapes: as :meth:`TwoBranch.forward`.
+
+    Chapter: book/05_contrastive_clustering.md
+    """
+
+    def __init__(self, model: TwoBranch, threads: int | None = 1) -> None:
+        super().__init__()
+        self.model, self.threads = model, threads
+        self.amt = FastAMT(model.amt, threads=None)
+        self.encoder = model.encoder
+        if isinstance(model.encoder, ConvTimbreEncoder) and not model.config.share:
+            self.encoder = copy.deepcopy(model.encoder).requires_grad_(False)
+            context = self.encoder.early[3]
+            self.encoder.early[3] = FFTConv2d(
+                context.weight, context.bias, context.dilation[0], self.amt.hcqt.n_bins
+            )
+
+    def forward(self, audio: torch.Tensor) -> dict[str, torch.Tensor]:
+        if not isinstance(audio, torch.Tensor) or audio.dim() != 2:
+            shape = tuple(audio.shape) if isinstance(audio, torch.Tensor) else type(audio).__name__
+            raise ValueError(f"FastTwoBranch: audio must be a (B, N) tensor, got {shape}")
+        threads = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        try:
+            with torch.no_grad():
+                rows = self.amt.normalised_rows(audio)
+                out = self.amt.transcribe_rows(rows)
+                features = self.amt.norm.affine(self.amt.hcqt.stack(rows))
+                amt = self.model.amt
+                shared = amt.first_block(features) if self.model.config.share else None
+                embedding = self.encoder(features, torch.sigmoid(out["frame"]), shared)
+                out["embedding"] = nn.functional.normalize(embedding, dim=1)
+                return out
+        finally:
+            torch.set_num_threads(threads)

@@ -168,15 +168,17 @@ class Analysis:
 
 
 def analyse(model: TwoBranch, audio: np.ndarray) -> Analysis:
-    """Run both branches on mono 22 050 Hz ``audio (N,)`` in one pass.
+    """Run both branches on mono 22 050 Hz ``audio (N,)`` in one pass (on a CPU through the
+    model's faster twin, :meth:`~timbrelab.models.two_branch.TwoBranch.for_inference`).
 
     Chapter: book/05_contrastive_clustering.md
     """
     device = next(model.parameters()).device
     model.eval()
+    fast = model.for_inference() if device.type == "cpu" else model
     with torch.inference_mode():
         x = torch.as_tensor(np.asarray(audio, np.float32), device=device)[None]
-        out = model(x)
+        out = fast(x)
     frame, onset = (torch.sigmoid(out[k][0].float()).cpu().numpy() for k in ("frame", "onset"))
     return Analysis(frame, onset, out["embedding"][0].float().cpu().numpy())
 
@@ -390,7 +392,7 @@ SYSTEMS = (
     TwoBranchSystem(
         "two_branch",
         "Li & Zhu's two-branch model: notes clustered into instruments by timbre embeddings",
-        pretrained=None,
+        pretrained="two_branch",
     ),
 )
 
