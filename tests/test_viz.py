@@ -176,3 +176,121 @@ def test_show_source_is_a_python_code_block():
     shown = viz.show_source(viz.midi_to_name)
     text = shown._repr_markdown_()
     assert text.startswith("```python\ndef midi_to_name(") and text.endswith("\n```")
+
+
+def _toy_circle():
+    angles = np.array([0.0, 0.3, -0.2, 2.0, 2.4, 4.0])
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1), np.array([0, 0, 0, 1, 1, 2])
+
+
+def test_contrastive_toy_softmax_and_loss():
+    points, labels = _toy_circle()
+    fig = _rendered(viz.plot_contrastive_toy(points * 3, labels, anchor=0, temperature=0.5))
+    circle, bars = fig.axes
+    heights = np.array([b.get_height() for b in bars.patches])
+    s = points[1:] @ points[0]
+    expected = np.exp(s / 0.5) / np.exp(s / 0.5).sum()  # points are normalised first
+    np.testing.assert_allclose(heights, expected, rtol=1e-6)
+    loss = -np.log(expected[:2].sum())
+    assert f"loss = {loss:.2f}" in bars.get_title()
+    grey = bars.patches[-1].get_facecolor()[:3]
+    assert bars.patches[0].get_facecolor()[:3] != grey  # a positive is coloured
+    assert len(circle.lines) == 1 + 5  # the circle and one line per other point
+
+
+def test_contrastive_toy_lower_temperature_sharpens():
+    points, labels = _toy_circle()
+    peaks = []
+    for tau in (1.0, 0.1):
+        bars = viz.plot_contrastive_toy(points, labels, temperature=tau).axes[1]
+        peaks.append(max(b.get_height() for b in bars.patches))
+    assert peaks[1] > peaks[0]
+
+
+def test_contrastive_toy_rejects_bad_input():
+    points, labels = _toy_circle()
+    with pytest.raises(ValueError, match="anchor"):
+        viz.plot_contrastive_toy(points, labels, anchor=6)
+    with pytest.raises(ValueError, match="temperature"):
+        viz.plot_contrastive_toy(points, labels, temperature=0)
+    with pytest.raises(ValueError, match=r"\(M, 2\)"):
+        viz.plot_contrastive_toy(np.zeros((6, 3)), labels)
+
+
+@pytest.mark.parametrize("method", ["pca", "tsne"])
+def test_embedding_map_subsamples_and_colours_by_label(method):
+    rng = np.random.default_rng(0)
+    centres = np.eye(4)[:2] * 5
+    labels = np.repeat([0, 1], 40)
+    points = centres[labels] + rng.standard_normal((80, 4)) * 0.1
+    fig = _rendered(
+        viz.plot_embedding_map(
+            points, labels, label_names=["oboe", "cello"], method=method, max_points=50
+        )
+    )
+    ax = fig.axes[0]
+    sizes = [len(c.get_offsets()) for c in ax.collections]
+    assert len(sizes) == 2 and sum(sizes) == 50
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["oboe", "cello"]
+    # two well-separated groups stay apart in 2-D
+    a, b = (c.get_offsets() for c in ax.collections)
+    gap = np.linalg.norm(a.mean(0) - b.mean(0))
+    assert gap > 2 * max(a.std(0).max(), b.std(0).max())
+
+
+def test_embedding_map_rejects_bad_input():
+    with pytest.raises(ValueError, match="one label each"):
+        viz.plot_embedding_map(np.zeros((5, 3)), [0, 1])
+    with pytest.raises(ValueError, match="method"):
+        viz.plot_embedding_map(np.zeros((5, 3)), [0] * 5, method="umap")
+
+
+def _toy_analysis():
+    """Two notes of one timbre (+x) and one of another (+y), 12-D embeddings."""
+    from types import SimpleNamespace
+
+    emb = np.zeros((12, 88, 100), np.float32)
+    emb[2] = 1.0  # silence points elsewhere
+    probs = np.zeros((88, 100), np.float32)
+    notes = [Note(0.0, 0.2, 60, 100), Note(0.4, 0.6, 64, 100), Note(0.1, 0.5, 67, 100)]
+    for n, axis in zip(notes, (0, 0, 1), strict=True):
+        row, cols = n.pitch - 21, slice(round(n.onset * 100), round(n.offset * 100))
+        probs[row, cols] = 0.9
+        emb[:, row, cols] = 0.0
+        emb[axis, row, cols] = 1.0
+    return SimpleNamespace(embedding=emb, frame_probs=probs), notes
+
+
+def test_note_similarity_map_values():
+    analysis, notes = _toy_analysis()
+    fig = _rendered(viz.plot_note_similarity(analysis.embedding, analysis.frame_probs, notes, 0))
+    ax = fig.axes[0]
+    image = np.ma.filled(ax.images[0].get_array().astype(float), np.nan)
+    assert image[64 - 21, 50] == pytest.approx(1.0)  # same timbre
+    assert image[67 - 21, 30] == pytest.approx(0.0)  # orthogonal timbre
+    assert np.isnan(image[0, 0])  # silent bins are blank
+    assert len(ax.patches) == 3 and "C4" in ax.get_title()
+    with pytest.raises(ValueError, match="index"):
+        viz.plot_note_similarity(analysis.embedding, analysis.frame_probs, notes, 3)
+
+
+def test_embedding_explorer_redraws_for_the_chosen_note(monkeypatch):
+    import ipywidgets as widgets
+
+    analysis, notes = _toy_analysis()
+    drawn = []
+    real = viz.plot_note_similarity
+
+    def spy(*args, **kwargs):
+        drawn.append(args[3])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(viz, "plot_note_similarity", spy)
+    box = viz.embedding_explorer(analysis, notes, start=1)
+    (choice,) = box.children[0].children
+    assert isinstance(choice, widgets.Dropdown) and choice.value == 1
+    assert choice.options[2][0].startswith("2: G4 at 0.10 s")
+    choice.value = 2
+    assert drawn == [1, 2]
+    with pytest.raises(ValueError, match="empty"):
+        viz.embedding_explorer(analysis, [])

@@ -661,3 +661,348 @@ def cqt_explorer(audio, sample_rate: int = SAMPLE_RATE):
         )
 
     return figure_explorer(draw, controls)
+
+
+# --- Chapter 5: contrastive embeddings ---------------------------------------------------------
+
+
+def plot_contrastive_toy(
+    points,
+    labels,
+    anchor: int = 0,
+    temperature: float = 0.15,
+    *,
+    label_names: Sequence[str] | None = None,
+    fig: Figure | None = None,
+) -> Figure:
+    """InfoNCE in a picture: an anchor, its positives and negatives, and the softmax it sees.
+
+    Left: 2-D unit vectors on the circle, one colour per label, the anchor ringed and joined
+    to every other point by a line (solid to positives, those sharing its label; dotted to
+    negatives). Right: the softmax ``p_j = exp(s_j / tau) / sum_{k != anchor} exp(s_k / tau)``
+    of the anchor's cosine similarities ``s_j``, one bar per other point, positives in their
+    colour and negatives in grey; the title gives the anchor's InfoNCE term
+    ``-log sum_{j positive} p_j``.
+
+    Parameters
+    ----------
+    points : (M, 2) array
+        Points; normalised to unit length before use.
+    labels : (M,) int array
+        Class (instrument) of every point.
+    anchor : int
+        Index of the anchor point.
+    temperature : float
+        ``tau`` > 0.
+    label_names : sequence of str, optional
+        Legend label per class index.
+    fig : Figure, optional
+        Draw on this figure (its axes are added); default a new 10 x 3.8 inch figure.
+
+    Returns
+    -------
+    Figure
+        Two axes: the circle and the softmax bars.
+
+    Chapter: book/05_contrastive_clustering.md
+    """
+    xy = _numpy(points, "points")
+    classes = np.asarray(labels).astype(int).reshape(-1)
+    if xy.ndim != 2 or xy.shape[1] != 2 or len(xy) != len(classes):
+        raise ValueError(
+            f"plot_contrastive_toy: points must be (M, 2) with one label each, got points "
+            f"{xy.shape} and {len(classes)} labels"
+        )
+    if len(xy) < 2 or not 0 <= anchor < len(xy):
+        raise ValueError(f"plot_contrastive_toy: anchor {anchor} is not one of {len(xy)} points")
+    if not temperature > 0:
+        raise ValueError(f"plot_contrastive_toy: temperature must be > 0, got {temperature}")
+    norms = np.linalg.norm(xy, axis=1, keepdims=True)
+    unit = xy / np.where(norms > 0, norms, 1.0)
+    others = np.array([j for j in range(len(unit)) if j != anchor])
+    similarity = unit[others] @ unit[anchor]
+    logits = similarity / temperature
+    probs = np.exp(logits - logits.max())
+    probs /= probs.sum()
+    positive = classes[others] == classes[anchor]
+    loss = -np.log(probs[positive].sum()) if positive.any() else float("nan")
+
+    if fig is None:
+        fig = Figure(figsize=(10, 3.8), layout="constrained")
+    ax_circle, ax_bars = fig.subplots(1, 2, width_ratios=(1, 1.5))
+    theta = np.linspace(0, 2 * np.pi, 200)
+    ax_circle.plot(np.cos(theta), np.sin(theta), color="0.85", linewidth=1)
+    for j, is_positive in zip(others, positive, strict=True):
+        ax_circle.plot(
+            *np.stack([unit[anchor], unit[j]]).T,
+            color=f"C{classes[anchor] % 10}" if is_positive else "0.6",
+            linestyle="-" if is_positive else ":",
+            linewidth=0.8,
+        )
+    for c in np.unique(classes):
+        name = label_names[c] if label_names is not None else f"class {c}"
+        ax_circle.scatter(*unit[classes == c].T, color=f"C{c % 10}", s=30, label=name, zorder=3)
+    ax_circle.scatter(
+        *unit[anchor], s=160, facecolor="none", edgecolor="black", linewidth=1.5, zorder=4
+    )
+    ax_circle.annotate("anchor", unit[anchor] * 1.3, ha="center", va="center")
+    ax_circle.set(xlim=(-1.5, 1.5), ylim=(-1.5, 1.5), aspect="equal", xticks=[], yticks=[])
+    ax_circle.set_title("solid: positives, dotted: negatives")
+    ax_circle.legend(loc="center", fontsize="small", framealpha=0.8)
+    colours = [f"C{classes[j] % 10}" if p else "0.6" for j, p in zip(others, positive, strict=True)]
+    ax_bars.bar(np.arange(len(others)), probs, color=colours)
+    ax_bars.set_xticks(np.arange(len(others)), [str(j) for j in others])
+    ax_bars.set(
+        xlabel="other point",
+        ylabel="softmax of similarity / $\\tau$",
+        title=f"$\\tau$ = {temperature:g}: positives hold {probs[positive].sum():.2f}, "
+        f"loss = {loss:.2f}",
+    )
+    return fig
+
+
+def plot_embedding_map(
+    embeddings,
+    labels,
+    *,
+    label_names: Sequence[str] | None = None,
+    method: str = "tsne",
+    max_points: int = 1500,
+    perplexity: float = 30.0,
+    seed: int = 0,
+    point_size: float = 6.0,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Project embeddings to 2-D (t-SNE or PCA) and scatter them, one colour per label.
+
+    Parameters
+    ----------
+    embeddings : (M, D) array
+        One embedding per point (bins, notes...).
+    labels : (M,) int array
+        Class of every point (e.g. the true instrument); colour ``C{label}``.
+    label_names : sequence of str, optional
+        Legend label per class index.
+    method : {"tsne", "pca"}
+        scikit-learn's ``TSNE`` (cosine distances, PCA initialisation) or ``PCA``.
+    max_points : int
+        At most this many points, drawn at random with ``seed`` (t-SNE's cost grows quickly).
+    perplexity : float
+        t-SNE perplexity; lowered to ``(M - 1) / 3`` for few points.
+    seed : int
+        Random state of the subsampling and the projection.
+    point_size : float
+    ax : Axes, optional
+    title : str, optional
+
+    Returns
+    -------
+    Figure
+
+    Chapter: book/05_contrastive_clustering.md
+    """
+    points = _numpy(embeddings, "embeddings")
+    classes = np.asarray(labels).astype(int).reshape(-1)
+    if points.ndim != 2 or len(points) != len(classes):
+        raise ValueError(
+            f"plot_embedding_map: embeddings must be (M, D) with one label each, got "
+            f"{points.shape} and {len(classes)} labels"
+        )
+    if method not in ("tsne", "pca"):
+        raise ValueError(f"plot_embedding_map: method must be 'tsne' or 'pca', got {method!r}")
+    if len(points) < 3:
+        raise ValueError(f"plot_embedding_map: needs at least 3 points, got {len(points)}")
+    rng = np.random.default_rng(seed)
+    if len(points) > max_points:
+        keep = np.sort(rng.choice(len(points), max_points, replace=False))
+        points, classes = points[keep], classes[keep]
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        xy = PCA(2, random_state=seed).fit_transform(points)
+    else:
+        from sklearn.manifold import TSNE
+
+        tsne = TSNE(
+            2,
+            perplexity=min(perplexity, (len(points) - 1) / 3),
+            metric="cosine",
+            init="pca",
+            random_state=seed,
+        )
+        xy = tsne.fit_transform(points)
+    fig, ax = _axes(ax, (5, 4.5))
+    for c in np.unique(classes):
+        name = label_names[c] if label_names is not None else f"class {c}"
+        ax.scatter(*xy[classes == c].T, s=point_size, color=f"C{c % 10}", alpha=0.7, label=name)
+    ax.set(xticks=[], yticks=[], xlabel=f"{method.upper()} 1", ylabel=f"{method.upper()} 2")
+    ax.legend(markerscale=8 / max(point_size, 1) ** 0.5, fontsize="small", framealpha=0.8)
+    ax.set_title(title if title is not None else f"{len(points)} points ({method.upper()})")
+    return fig
+
+
+def plot_note_similarity(
+    embedding,
+    frame_probs,
+    notes: Sequence[Note],
+    index: int,
+    *,
+    frame_rate: float = FRAME_RATE,
+    midi_min: int = MIDI_MIN,
+    threshold: float = 0.1,
+    pitch_margin: int = 2,
+    ax: Axes | None = None,
+) -> Figure:
+    """Cosine similarity of every pitch-time bin's timbre embedding to one note's embedding.
+
+    The note's embedding is :func:`timbrelab.decode.clustering.note_embeddings` (its bins'
+    embeddings weighted by the frame probability). Bins whose frame probability is below
+    ``threshold`` are left blank (their embedding is never clustered); every note is outlined,
+    the chosen one in black.
+
+    Parameters
+    ----------
+    embedding : (D, P, T) array
+        Unit embeddings of every bin (row 0 is MIDI ``midi_min``).
+    frame_probs : (P, T) array
+        Frame probabilities.
+    notes : list of Note
+        Notes decoded from ``frame_probs`` (their ``source`` is not used).
+    index : int
+        The note to compare with.
+    frame_rate : float
+    midi_min : int
+    threshold : float
+        Frame probability below which a bin is not drawn.
+    pitch_margin : int
+        Semitones shown beyond the lowest and highest note.
+    ax : Axes, optional
+
+    Returns
+    -------
+    Figure
+
+    Chapter: book/05_contrastive_clustering.md
+    """
+    from timbrelab.decode.clustering import note_embeddings
+
+    emb = _numpy(embedding, "embedding")
+    probs = _matrix(frame_probs, "frame_probs")
+    notes = list(notes)
+    if emb.ndim != 3 or emb.shape[1:] != probs.shape:
+        raise ValueError(
+            f"plot_note_similarity: embedding must be (D, P, T) and frame_probs (P, T), got "
+            f"{emb.shape} and {probs.shape}"
+        )
+    if not 0 <= index < len(notes):
+        raise ValueError(f"plot_note_similarity: index {index} is not one of {len(notes)} notes")
+    target = note_embeddings(emb, probs, [notes[index]], frame_rate, midi_min)[0]
+    norms = np.linalg.norm(emb, axis=0)
+    similarity = np.einsum("d,dpt->pt", target, emb) / np.where(norms > 0, norms, 1.0)
+    similarity = np.where(probs >= threshold, similarity, np.nan)
+    fig, ax = _axes(ax, (9, 3.6))
+    n_pitches, n_frames = probs.shape
+    image = ax.imshow(
+        similarity,
+        origin="lower",
+        aspect="auto",
+        cmap="coolwarm",
+        vmin=-1,
+        vmax=1,
+        interpolation="nearest",
+        extent=(0, n_frames / frame_rate, midi_min - 0.5, midi_min + n_pitches - 0.5),
+    )
+    fig.colorbar(image, ax=ax, label="cosine similarity", pad=0.01)
+    for i, n in enumerate(notes):
+        chosen = i == index
+        ax.add_patch(
+            Rectangle(
+                (n.onset, n.pitch - 0.5),
+                n.offset - n.onset,
+                1.0,
+                facecolor="none",
+                edgecolor="black" if chosen else "0.5",
+                linewidth=2.0 if chosen else 0.4,
+                zorder=3 if chosen else 2,
+            )
+        )
+    if notes:
+        lo = min(n.pitch for n in notes) - pitch_margin
+        hi = max(n.pitch for n in notes) + pitch_margin
+        ax.set_ylim(lo - 0.5, hi + 0.5)
+        _pitch_ticks(ax, lo, hi, lambda p: p)
+    chosen = notes[index]
+    ax.set(
+        xlabel="time (s)",
+        ylabel="pitch",
+        title=f"similarity to note {index}: {midi_to_name(chosen.pitch)} at "
+        f"{chosen.onset:.2f} s (blank: frame probability < {threshold:g})",
+    )
+    return fig
+
+
+def embedding_explorer(
+    analysis,
+    notes: Sequence[Note],
+    *,
+    frame_rate: float = FRAME_RATE,
+    midi_min: int = MIDI_MIN,
+    threshold: float = 0.1,
+    start: int = 0,
+):
+    """Choose a note, see how similar every bin's timbre embedding is to it.
+
+    A dropdown of the notes (pitch name, onset and, when set, source) above
+    :func:`plot_note_similarity` of the chosen one.
+
+    Parameters
+    ----------
+    analysis : object with ``embedding`` (D, P, T) and ``frame_probs`` (P, T)
+        E.g. :class:`timbrelab.systems.two_branch.Analysis`.
+    notes : list of Note
+        Notes decoded from ``analysis.frame_probs``.
+    frame_rate, midi_min, threshold
+        As in :func:`plot_note_similarity`.
+    start : int
+        Index of the note shown first (and in the built book's static snapshot).
+
+    Returns
+    -------
+    ipywidgets.VBox
+        See :func:`figure_explorer`.
+
+    Chapter: book/05_contrastive_clustering.md
+    """
+    import ipywidgets as widgets
+
+    notes = list(notes)
+    if not notes:
+        raise ValueError("embedding_explorer: the note list is empty")
+    if not 0 <= start < len(notes):
+        raise ValueError(f"embedding_explorer: start {start} is not one of {len(notes)} notes")
+    embedding = _numpy(analysis.embedding, "embedding")
+    probs = _matrix(analysis.frame_probs, "frame_probs")
+
+    def name(i: int, n: Note) -> str:
+        part = "" if n.source is None else f", source {n.source}"
+        return f"{i}: {midi_to_name(n.pitch)} at {n.onset:.2f} s{part}"
+
+    choice = widgets.Dropdown(
+        options=[(name(i, n), i) for i, n in enumerate(notes)],
+        value=start,
+        description="note",
+    )
+
+    def draw(index: int) -> Figure:
+        return plot_note_similarity(
+            embedding,
+            probs,
+            notes,
+            index,
+            frame_rate=frame_rate,
+            midi_min=midi_min,
+            threshold=threshold,
+        )
+
+    return figure_explorer(draw, {"index": choice})
