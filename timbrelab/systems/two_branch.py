@@ -231,7 +231,12 @@ def separate_notes(
     Chapter: book/05_contrastive_clustering.md
     """
     from timbrelab.decode import posteriorgram_to_notes
-    from timbrelab.decode.clustering import cluster_frames, cluster_notes
+    from timbrelab.decode.clustering import (
+        cluster_frames,
+        cluster_notes,
+        estimate_n_clusters,
+        note_embeddings,
+    )
 
     if level not in ("note", "frame"):
         raise ValueError(f"separate_notes: level must be 'note' or 'frame', got {level!r}")
@@ -241,27 +246,33 @@ def separate_notes(
         onset_threshold=onset_threshold,
         frame_threshold=frame_threshold,
     )
-    notes, k = cluster_notes(
-        notes,
-        analysis.embedding,
-        analysis.frame_probs,
-        n_sources=sources,
-        method=method,
-        estimator=estimator,
-        max_sources=max_sources,
-        seed=seed,
-    )
-    if level == "frame":
-        notes = cluster_frames(
+    if level == "note":
+        notes, k = cluster_notes(
+            notes,
             analysis.embedding,
             analysis.frame_probs,
-            analysis.onset_probs,
-            k,
-            frame_threshold=frame_threshold,
-            onset_threshold=onset_threshold,
-            method="kmeans" if method == "kmeans" else "spectral",
+            n_sources=sources,
+            method=method,
+            estimator=estimator,
+            max_sources=max_sources,
             seed=seed,
         )
+        return order_by_pitch(notes), k
+    # frame level: K from the notes (when not given), then every active bin is clustered
+    k = sources
+    if k is None:
+        points = note_embeddings(analysis.embedding, analysis.frame_probs, sorted(notes))
+        k = estimate_n_clusters(points, max_sources, estimator)
+    notes = cluster_frames(
+        analysis.embedding,
+        analysis.frame_probs,
+        analysis.onset_probs,
+        k,
+        frame_threshold=frame_threshold,
+        onset_threshold=onset_threshold,
+        method=method,
+        seed=seed,
+    )
     return order_by_pitch(notes), k
 
 
