@@ -7,7 +7,9 @@ this folder on ``sys.path``).
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,3 +44,19 @@ def command_line() -> str:
     niceness = os.nice(0)
     prefix = "" if niceness == 0 else f"nice -n {niceness} "
     return prefix + shlex.join([".venv/bin/python", *sys.argv])
+
+
+def write_merged_variants(
+    path: Path, report: dict, results: dict, order: Sequence[str]
+) -> None:
+    """Write ``report`` to ``path`` (atomically) with ``report["variants"]``: the variants
+    already in that file, updated by ``results``, in ``order``. Variants trained by parallel
+    processes each merge theirs instead of overwriting the others'."""
+    from timbrelab.io import atomic_output
+
+    earlier = json.loads(path.read_text())["variants"] if path.exists() else {}
+    merged = {**earlier, **results}
+    report["variants"] = {name: merged[name] for name in order if name in merged}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from provenance import command_line, git, package_version
+from provenance import command_line, git, package_version, write_merged_variants
 from sklearn.metrics import average_precision_score
 
 from timbrelab import systems
@@ -54,7 +54,6 @@ from timbrelab.audio import resample
 from timbrelab.constants import SAMPLE_RATE
 from timbrelab.decode.salience import PEAK_THRESHOLD, salience_to_pitch_roll
 from timbrelab.evaluation import synthetic_test_mixture
-from timbrelab.io import atomic_output
 from timbrelab.metrics import multipitch_scores, notes_to_multipitch, sdr
 from timbrelab.models import count_parameters
 from timbrelab.notes import midi_to_hz, notes_to_rolls
@@ -189,13 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         "caveat": CAVEAT,
     }
-    # other processes may have finished other variants meanwhile: merge with what is there
-    earlier = json.loads(args.results.read_text())["variants"] if args.results.exists() else {}
-    merged = {**earlier, **results}
-    report["variants"] = {n: merged[n] for n in VARIANTS if n in merged}
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.results) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    write_merged_variants(args.results, report, results, VARIANTS)
     print(f"wrote {args.results}")
 
 

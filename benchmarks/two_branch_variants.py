@@ -42,11 +42,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from provenance import command_line, git, package_version
+from provenance import command_line, git, package_version, write_merged_variants
 
 from timbrelab import systems
 from timbrelab.evaluation import synthetic_test_mixture
-from timbrelab.io import atomic_output
 from timbrelab.models import count_parameters
 from timbrelab.pretrained import load_weights
 from timbrelab.systems.two_branch import DATA_OPTIONS, STYLES, separated_scores
@@ -192,13 +191,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         "caveat": CAVEAT,
     }
-    # other processes may have finished other variants meanwhile: merge with what is there
-    earlier = json.loads(args.results.read_text())["variants"] if args.results.exists() else {}
-    merged = {**earlier, **results}
-    report["variants"] = {n: merged[n] for n in VARIANTS if n in merged}
-    args.results.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.results) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    write_merged_variants(args.results, report, results, VARIANTS)
     print(f"wrote {args.results}")
 
 
